@@ -1,0 +1,104 @@
+"""The endpoint under test, as the suite calls it: every response goes through the response checks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from .provisioner import Ledger
+from .redaction import REDACTOR
+from .response_checks import Expectation, ResponseChecks
+from .transport import Exchange, Transport, join_target
+
+CANCEL_PATH = "/v1/templates/builds/{}/cancel"
+
+NO_BODY = b""
+
+
+class SafetyError(Exception):
+    """The suite was about to cancel a build it did not create: a bug in the suite, never sent."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How a request authenticates; `presented` lists the secret strings it carries."""
+
+    headers: tuple[tuple[str, str], ...]
+    presented: tuple[str, ...]
+    query: str = ""
+
+
+class CancelApi:
+    def __init__(
+        self,
+        transport: Transport,
+        base_url: str,
+        tokens: dict[str, str],
+        ledger: Ledger,
+        checks: ResponseChecks,
+        run_marker: str,
+    ) -> None:
+        self._transport = transport
+        self.base_url = base_url.rstrip("/")
+        self._tokens = tokens
+        self._ledger = ledger
+        self._checks = checks
+        self.run_marker = run_marker
+
+    def as_tenant(self, tenant: str = "A", scheme: str = "Bearer") -> Credentials:
+        token = self._tokens[tenant]
+        return Credentials((("Authorization", f"{scheme} {token}"),), (token,))
+
+    @staticmethod
+    def raw_credentials(headers: Mapping[str, str], presented: tuple[str, ...] = (), query: str = "") -> Credentials:
+        for secret in presented:
+            REDACTOR.add(secret, "probe-credential")
+        return Credentials(tuple(headers.items()), presented, query)
+
+    def cancel(
+        self,
+        build_id: str,
+        *,
+        credentials: Credentials | None = None,
+        body: bytes = NO_BODY,
+        content_type: str | None = None,
+        method: str = "POST",
+        query: str = "",
+        raw_segment: str | None = None,
+        expect_build: bool = True,
+        template_id: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        label: str = "cancel",
+    ) -> Exchange:
+        """Send a cancel for `build_id` (or the byte-exact `raw_segment` in its place).
+
+        `build_id` must be a build this run created or an id carrying the run marker: on a shared
+        deployment the suite never cancels what it did not make.
+        """
+        if not (self._ledger.owns(build_id) or self.run_marker in build_id):
+            raise SafetyError(f"refusing to send a cancel to {build_id!r}, which this run did not create")
+        credentials = credentials if credentials is not None else self.as_tenant("A")
+        segment = raw_segment if raw_segment is not None else quote(build_id, safe="")
+        target = join_target(self.base_url, CANCEL_PATH.format(segment))
+        queries = [q for q in (query, credentials.query) if q]
+        if queries:
+            target += b"?" + "&".join(queries).encode("latin-1")
+        headers: list[tuple[str, str]] = list(credentials.headers)
+        if content_type is not None:
+            headers.append(("Content-Type", content_type))
+        if extra_headers:
+            headers.extend(extra_headers.items())
+        exchange = self._transport.send(
+            method, self.base_url, target, headers=headers, body=body, label=label
+        )
+        addressed = build_id if expect_build and self._ledger.owns(build_id) else None
+        self._checks.inspect(
+            exchange,
+            Expectation(
+                build_id=addressed,
+                template_id=template_id if addressed else None,
+                presented=credentials.presented,
+            ),
+        )
+        return exchange

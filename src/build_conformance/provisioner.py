@@ -1,0 +1,172 @@
+"""Provisioning and observing builds through the deployment's control hooks (spec/control-api.md)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from .transport import Exchange, Transport, TransportSettings, bearer, join_target
+
+STATUSES = ("waiting", "building", "ready", "error", "cancelled")
+TERMINAL = frozenset({"ready", "error", "cancelled"})
+
+
+class ProvisioningError(Exception):
+    """The provisioner could not do what was asked; the requirement needing it cannot be judged."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    build: dict[str, Any]
+    entries: list[dict[str, Any]]
+    next_offset: int | None
+    exchange: Exchange | None = None
+
+    @property
+    def status(self) -> Any:
+        return self.build.get("status")
+
+    @classmethod
+    def from_body(cls, body: Any, exchange: Exchange | None = None) -> Snapshot:
+        if not isinstance(body, dict) or not isinstance(body.get("build"), dict):
+            raise ProvisioningError("observation did not return a build object")
+        entries = body.get("entries")
+        next_offset = body.get("next_offset")
+        return cls(
+            build=body["build"],
+            entries=[e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else [],
+            next_offset=next_offset if isinstance(next_offset, int) else None,
+            exchange=exchange,
+        )
+
+
+@dataclass(frozen=True)
+class ProvisionedBuild:
+    build_id: str
+    tenant: str  # "A" or "B"
+    status: str
+    template_id: str | None
+
+
+class Provisioner(Protocol):
+    """What the suite needs from a deployment: make builds in a status, read them, advance them."""
+
+    def create(self, status: str, tenant: str = "A") -> ProvisionedBuild: ...
+
+    def observe(self, build_id: str, tenant: str = "A") -> Snapshot | None: ...
+
+    def advance(self, build_id: str, tenant: str = "A") -> None: ...
+
+
+@dataclass
+class Ledger:
+    """Every build this run created, so nothing else is ever touched and the report lists them."""
+
+    builds: list[ProvisionedBuild] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, build: ProvisionedBuild) -> None:
+        with self._lock:
+            self.builds.append(build)
+
+    def owns(self, build_id: str) -> bool:
+        with self._lock:
+            return any(b.build_id == build_id for b in self.builds)
+
+    def as_list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{"build_id": b.build_id, "tenant": b.tenant, "status": b.status} for b in self.builds]
+
+
+class ControlProvisioner:
+    """The control API: POST {control}/builds, GET {control}/builds/{id}, POST .../advance."""
+
+    def __init__(self, transport: Transport, control_url: str, tokens: dict[str, str], ledger: Ledger) -> None:
+        self._transport = transport
+        self._control_url = control_url.rstrip("/")
+        self._tokens = tokens
+        self.ledger = ledger
+
+    def _call(self, method: str, path: str, tenant: str, payload: Any = None) -> Exchange:
+        headers = bearer(self._tokens[tenant])
+        body = b""
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(payload).encode()
+        exchange = self._transport.send(
+            method,
+            self._control_url,
+            join_target(self._control_url, path),
+            headers=headers,
+            body=body,
+            label=f"control {method} {path}",
+        )
+        if exchange.response is None:
+            raise ProvisioningError(f"control API unreachable: {exchange.describe()}")
+        return exchange
+
+    def create(self, status: str, tenant: str = "A") -> ProvisionedBuild:
+        exchange = self._call("POST", "/builds", tenant, {"status": status})
+        body = exchange.json_or_none()
+        if exchange.status not in (200, 201) or not isinstance(body, dict) or not isinstance(
+            body.get("build_id"), str
+        ):
+            raise ProvisioningError(f"control API could not create a {status} build: {exchange.describe()}")
+        build = body.get("build") if isinstance(body.get("build"), dict) else None
+        template_id = build.get("template_id") if build else None
+        provisioned = ProvisionedBuild(body["build_id"], tenant, status, template_id)
+        self.ledger.add(provisioned)
+        if template_id is None:
+            snapshot = self.observe(provisioned.build_id, tenant)
+            if snapshot is not None:
+                provisioned = ProvisionedBuild(
+                    provisioned.build_id, tenant, status, snapshot.build.get("template_id")
+                )
+        return provisioned
+
+    def observe(self, build_id: str, tenant: str = "A") -> Snapshot | None:
+        """The build as the control API shows it, or None when it names no build of `tenant`."""
+        exchange = self._call("GET", f"/builds/{quote(build_id, safe='')}", tenant)
+        if exchange.status == 404:
+            return None
+        if exchange.status != 200:
+            raise ProvisioningError(f"control API could not observe the build: {exchange.describe()}")
+        return Snapshot.from_body(exchange.json_or_none(), exchange)
+
+    def advance(self, build_id: str, tenant: str = "A") -> None:
+        exchange = self._call("POST", f"/builds/{quote(build_id, safe='')}/advance", tenant)
+        if exchange.status not in (200, 409):
+            raise ProvisioningError(f"control API could not advance the build: {exchange.describe()}")
+
+
+def poll(
+    observe: Callable[[], Snapshot | None],
+    done: Callable[[Snapshot], bool],
+    timeout: float,
+    *,
+    first_interval: float = 0.02,
+    max_interval: float = 0.5,
+) -> tuple[Snapshot | None, bool]:
+    """Observe until `done` or the deadline; returns the last observation and whether it settled."""
+    deadline = time.monotonic() + timeout
+    interval = first_interval
+    last = observe()
+    while True:
+        if last is not None and done(last):
+            return last, True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return last, False
+        # A growing interval keeps a slow server from being flooded while a fast one settles quickly.
+        time.sleep(min(interval, remaining))
+        interval = min(interval * 2, max_interval)
+        last = observe()
+
+
+def default_transport(request_timeout: float) -> Transport:
+    return Transport(TransportSettings(request_timeout=request_timeout))

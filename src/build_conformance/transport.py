@@ -1,0 +1,287 @@
+"""Byte-exact HTTP exchanges with the target, kept as replayable evidence.
+
+httpx normalises paths (dot segments collapse, some escapes are decoded), so every request is sent
+with an explicit request target (`extensions["target"]`): what the suite means is what goes on the
+wire, and the evidence shows exactly that request line.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .redaction import redact
+
+BODY_EXCERPT = 2048
+
+
+class TargetUnavailable(Exception):
+    """The target kept answering 503 (or kept refusing connections) past the retry budget."""
+
+
+class RequestBudgetExceeded(Exception):
+    """The run reached its configured request budget."""
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    method: str
+    origin: str  # scheme://host:port
+    target: bytes  # the request target exactly as on the wire
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    @property
+    def request_line(self) -> str:
+        return f"{self.method} {self.target.decode('latin-1')} HTTP/1.1"
+
+    @property
+    def url(self) -> str:
+        return self.origin + self.target.decode("latin-1")
+
+
+@dataclass(frozen=True)
+class ReceivedResponse:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    elapsed: float
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def header_values(self, name: str) -> list[str]:
+        lowered = name.lower()
+        return [value for key, value in self.headers if key.lower() == lowered]
+
+
+@dataclass
+class Exchange:
+    """One request and what came back: a response, a timeout, or a transport error."""
+
+    label: str
+    request: SentRequest
+    response: ReceivedResponse | None = None
+    timed_out: bool = False
+    transport_error: str | None = None
+    attempts: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> int | None:
+        return self.response.status if self.response else None
+
+    def json(self) -> Any:
+        if self.response is None:
+            raise ValueError("no response")
+        return json.loads(self.response.body)
+
+    def json_or_none(self) -> Any:
+        try:
+            return self.json()
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    def curl(self) -> str:
+        """A reproduction line; `--path-as-is` keeps curl from normalising the path."""
+        parts = ["curl", "-sS", "-i", "--path-as-is", "-X", self.request.method]
+        for key, value in self.request.headers:
+            if key.lower() in {"host", "content-length", "accept-encoding", "connection", "user-agent"}:
+                continue
+            parts += ["-H", f"{key}: {value}"]
+        if self.request.body:
+            if len(self.request.body) > BODY_EXCERPT:
+                parts += ["--data-binary", f"@body-of-{len(self.request.body)}-bytes.bin"]
+            else:
+                parts += ["--data-binary", self.request.body.decode("utf-8", "backslashreplace")]
+        parts.append(self.request.url)
+        return redact(shlex.join(parts))
+
+    def evidence(self) -> dict[str, Any]:
+        """A redacted, size-bounded record of the exchange for reports."""
+        req = self.request
+        evidence: dict[str, Any] = {
+            "label": self.label,
+            "request_line": redact(req.request_line),
+            "request_headers": {k: redact(v) for k, v in req.headers if k.lower() != "host"},
+            "request_body_excerpt": redact(_excerpt(req.body)),
+            "request_body_bytes": len(req.body),
+            "curl": self.curl(),
+            "attempts": self.attempts,
+        }
+        if self.response is not None:
+            evidence.update(
+                response_status=self.response.status,
+                response_headers={k: redact(v) for k, v in self.response.headers},
+                response_body_excerpt=redact(_excerpt(self.response.body)),
+                elapsed_ms=round(self.response.elapsed * 1000, 1),
+            )
+        if self.timed_out:
+            evidence["outcome"] = "no response within the request timeout"
+        if self.transport_error:
+            evidence["outcome"] = redact(self.transport_error)
+        return evidence
+
+    def describe(self) -> str:
+        """A short human line: request line and outcome."""
+        if self.response is not None:
+            outcome = f"{self.response.status}"
+        elif self.timed_out:
+            outcome = "timed out"
+        else:
+            outcome = f"transport error: {self.transport_error}"
+        return redact(f"{self.request.request_line} -> {outcome}")
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[:BODY_EXCERPT].decode("utf-8", "backslashreplace")
+    if len(body) > BODY_EXCERPT:
+        text += f"... ({len(body)} bytes)"
+    return text
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    request_timeout: float = 10.0
+    # Retries of a 503 / connection failure, with exponential back-off starting here.
+    retries: int = 3
+    backoff: float = 0.25
+    max_requests: int | None = None
+    rate_limit: float | None = None  # requests per second; None = unbounded
+    verify: bool | str = True
+
+
+class Transport:
+    """Sends requests byte-exact, retries what the contract says is retryable, bounds the load."""
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self.settings = settings
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(settings.request_timeout),
+            follow_redirects=False,
+            verify=settings.verify,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._next_slot = 0.0
+
+    @property
+    def requests_sent(self) -> int:
+        return self._sent
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _admit(self) -> None:
+        with self._lock:
+            if self.settings.max_requests is not None and self._sent >= self.settings.max_requests:
+                raise RequestBudgetExceeded(f"request budget of {self.settings.max_requests} reached")
+            self._sent += 1
+            wait = 0.0
+            if self.settings.rate_limit:
+                now = time.monotonic()
+                slot = max(now, self._next_slot)
+                self._next_slot = slot + 1.0 / self.settings.rate_limit
+                wait = slot - now
+        if wait > 0:
+            # Rate limiting is the one place a sleep is the point: it spaces requests out.
+            time.sleep(wait)
+
+    def send(
+        self,
+        method: str,
+        base: str,
+        target: bytes,
+        *,
+        headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        label: str = "",
+        retry_unavailable: bool = True,
+    ) -> Exchange:
+        """Send `method target` to the origin of `base`; `target` is the exact request target."""
+        split = urlsplit(base)
+        origin = f"{split.scheme}://{split.netloc}"
+        header_list = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
+        attempt = 0
+        while True:
+            attempt += 1
+            exchange = self._send_once(method, origin, target, header_list, body, label)
+            exchange.attempts = attempt
+            retryable = exchange.transport_error is not None or (
+                retry_unavailable and exchange.status == 503
+            )
+            if exchange.timed_out and attempt == 1:
+                retryable = True  # one more chance: a single lost packet is not the server's behaviour
+            elif exchange.timed_out:
+                retryable = False
+            if not retryable or attempt > self.settings.retries:
+                return exchange
+            delay = self.settings.backoff * (2 ** (attempt - 1))
+            retry_after = exchange.response.header("retry-after") if exchange.response else None
+            if retry_after and retry_after.isdigit():
+                delay = max(delay, min(float(retry_after), 30.0))
+            time.sleep(delay)
+
+    def _send_once(
+        self,
+        method: str,
+        origin: str,
+        target: bytes,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        label: str,
+    ) -> Exchange:
+        self._admit()
+        request = self._client.build_request(method, origin + "/", headers=headers, content=body)
+        request.extensions["target"] = target
+        sent = SentRequest(
+            method=method,
+            origin=origin,
+            target=target,
+            headers=tuple((k, v) for k, v in request.headers.multi_items()),
+            body=body,
+        )
+        exchange = Exchange(label=label, request=sent)
+        started = time.monotonic()
+        try:
+            response = self._client.send(request)
+        except httpx.TimeoutException:
+            exchange.timed_out = True
+            return exchange
+        except httpx.TransportError as exc:
+            exchange.transport_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return exchange
+        exchange.response = ReceivedResponse(
+            status=response.status_code,
+            headers=tuple((k, v) for k, v in response.headers.multi_items()),
+            body=response.content,
+            elapsed=time.monotonic() - started,
+        )
+        return exchange
+
+
+def join_target(base_url: str, path: str) -> bytes:
+    """The request target for `path` under the base URL's own path prefix, kept byte-exact."""
+    prefix = urlsplit(base_url).path.rstrip("/")
+    return (prefix + path).encode("latin-1")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def json_body(payload: Any) -> tuple[dict[str, str], bytes]:
+    return {"Content-Type": "application/json"}, json.dumps(payload, ensure_ascii=False).encode("utf-8")

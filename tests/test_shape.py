@@ -1,0 +1,53 @@
+"""SHAPE, LOG-01/02/04, GEN-01/02 and CLIENT-01 on successful cancels of builds in every status.
+
+The schema, log, robustness and official-client checks run on every response inside
+`conformance.api.cancel`; these tests make sure each kind of successful cancel is observed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from build_conformance.checker import Check
+from build_conformance.provisioner import STATUSES
+from build_conformance.session import ConformanceSession
+
+RESPONSE_IDS = (
+    "SHAPE-01", "SHAPE-02", "SHAPE-03", "SHAPE-04", "SHAPE-05", "SHAPE-06",
+    "LOG-01", "LOG-02", "LOG-04", "GEN-01", "GEN-02", "CLIENT-01", "ERR-05",
+)
+
+
+@pytest.mark.requirement(*RESPONSE_IDS)
+@pytest.mark.parametrize("status", STATUSES)
+def test_cancel_response_shape(conformance: ConformanceSession, check: Check, status: str) -> None:
+    build = conformance.provision(status)
+    exchange = conformance.api.cancel(build.build_id, template_id=build.template_id, label=f"cancel {status} build")
+    check.require(
+        "SHAPE-06",
+        exchange.status == 200,
+        f"cancel of a {status} build answered {exchange.status}",
+        exchange=exchange,
+        expected=200,
+        received=exchange.status,
+    )
+
+
+@pytest.mark.requirement("LOG-02", "SHAPE-05")
+@pytest.mark.parametrize("status", ["waiting", "building"])
+def test_next_offset_never_decreases(conformance: ConformanceSession, check: Check, status: str) -> None:
+    build = conformance.provision(status)
+    first = conformance.api.cancel(build.build_id, template_id=build.template_id, label="first cancel")
+    conformance.settle(build.build_id, lambda s: s.status == "cancelled")
+    second = conformance.api.cancel(build.build_id, template_id=build.template_id, label="repeat cancel")
+    offsets = [e.json_or_none().get("next_offset") if isinstance(e.json_or_none(), dict) else None
+               for e in (first, second)]
+    if all(isinstance(o, int) for o in offsets):
+        check.that(
+            "LOG-02",
+            offsets[1] >= offsets[0],
+            "next_offset did not decrease between two cancels of the same build",
+            exchange=second,
+            expected=f">= {offsets[0]}",
+            received=offsets[1],
+        )
