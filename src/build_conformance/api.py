@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from .provisioner import Ledger
 from .redaction import REDACTOR
@@ -70,14 +70,20 @@ class CancelApi:
         template_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
         label: str = "cancel",
+        probe_of: str | None = None,
     ) -> Exchange:
         """Send a cancel for `build_id` (or the byte-exact `raw_segment` in its place).
 
         `build_id` must be a build this run created or an id carrying the run marker: on a shared
-        deployment the suite never cancels what it did not make.
+        deployment the suite never cancels what it did not make. A `raw_segment` must decode to
+        `build_id`, to something carrying the run marker, or to nothing (the empty segment).
+
+        `probe_of=<a build this run created>` declares a probe derived from that build (a near-miss
+        of its id, a traversal around it, an id of the same shape): the caller has confirmed,
+        through the provisioner, that what it sends names no other build it can see. Only then may
+        `build_id`/`raw_segment` be free of the run marker.
         """
-        if not (self._ledger.owns(build_id) or self.run_marker in build_id):
-            raise SafetyError(f"refusing to send a cancel to {build_id!r}, which this run did not create")
+        self._refuse_unless_ours(build_id, raw_segment, probe_of)
         credentials = credentials if credentials is not None else self.as_tenant("A")
         segment = raw_segment if raw_segment is not None else quote(build_id, safe="")
         target = join_target(self.base_url, CANCEL_PATH.format(segment))
@@ -92,7 +98,7 @@ class CancelApi:
         exchange = self._transport.send(
             method, self.base_url, target, headers=headers, body=body, label=label
         )
-        addressed = build_id if expect_build and self._ledger.owns(build_id) else None
+        addressed = build_id if expect_build and probe_of is None and self._ledger.owns(build_id) else None
         self._checks.inspect(
             exchange,
             Expectation(
@@ -102,3 +108,28 @@ class CancelApi:
             ),
         )
         return exchange
+
+    def _refuse_unless_ours(self, build_id: str, raw_segment: str | None, probe_of: str | None) -> None:
+        if probe_of is not None:
+            if not self._ledger.owns(probe_of):
+                raise SafetyError(f"refusing a probe of {probe_of!r}, which this run did not create")
+            return
+        if not (self._ledger.owns(build_id) or self.run_marker in build_id):
+            raise SafetyError(f"refusing to send a cancel to {build_id!r}, which this run did not create")
+        if raw_segment is not None:
+            decoded = fully_unquoted(raw_segment)
+            if decoded and decoded != build_id and self.run_marker not in decoded:
+                raise SafetyError(
+                    f"refusing to send the segment {raw_segment!r}: it decodes to neither {build_id!r} "
+                    "nor an id carrying the run marker (declare probe_of= for a probe of an owned build)"
+                )
+
+
+def fully_unquoted(segment: str, rounds: int = 8) -> str:
+    """`segment` percent-decoded until it no longer changes (a doubly encoded id decodes fully)."""
+    for _ in range(rounds):
+        decoded = unquote(segment, errors="replace")
+        if decoded == segment:
+            break
+        segment = decoded
+    return segment

@@ -120,7 +120,9 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
     config = RunConfig(**values)
     if config.base_url is None:
         if config.control_url or config.token or config.other_token:
-            raise ConfigError("--control-url/--token/--other-token need --base-url (without it the embedded server is used)")
+            raise ConfigError(
+                "--control-url/--token/--other-token need --base-url (without it the embedded server is used)"
+            )
     else:
         missing = [o.flag for o in OPTIONS if o.name in ("token", "other_token", "control_url") and not values[o.name]]
         if missing:

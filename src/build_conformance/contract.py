@@ -10,7 +10,7 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -19,7 +19,7 @@ from typing import Any, Final, cast
 from urllib.parse import urldefrag, urljoin
 
 from jsonschema import Draft202012Validator, FormatChecker, validators
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -27,6 +27,7 @@ from referencing.jsonschema import DRAFT202012
 from .resources import schemas_dir
 
 BASE_URI: Final = "https://build-conformance.invalid/schemas/"
+DRAFT202012_URI: Final = "https://json-schema.org/draft/2020-12/schema"
 
 COMMON: Final = "common.schema.json"
 SNAPSHOT: Final = "template-build-status-snapshot.schema.json"
@@ -64,9 +65,7 @@ SCHEMA_FILES: Final[tuple[str, ...]] = tuple(COMPONENTS)
 _DATE_TIME_LOCATION: Final = f"{COMMON}#/$defs/date-time/"
 
 # Entry fields LOG-01 names; problems with any other entry field belong to LOG-04.
-_CORE_ENTRY_FIELDS: Final = frozenset(
-    {"build_id", "template_id", "offset", "timestamp", "kind", "level", "message"}
-)
+_CORE_ENTRY_FIELDS: Final = frozenset({"build_id", "template_id", "offset", "timestamp", "kind", "level", "message"})
 _TOP_LEVEL_PATHS: Final = frozenset({"$.build", "$.entries", "$.next_offset"})
 
 
@@ -106,14 +105,25 @@ def schema(schema_name: str) -> dict[str, Any]:
 
 
 @cache
+def _validated_contents(name: str) -> dict[str, Any]:
+    contents = _load(name)
+    if contents.get("$id") != BASE_URI + name:
+        raise ValueError(f"{name}: $id must be {BASE_URI + name!r}, found {contents.get('$id')!r}")
+    if contents.get("$schema") != DRAFT202012_URI:
+        raise ValueError(f"{name}: $schema must be {DRAFT202012_URI!r}")
+    # Without "$schema": jsonschema switches to the stock validator class for every resource that
+    # declares a dialect (Validator.evolve -> validator_for), which would silently drop our strict
+    # integer check below the first $ref. The registry pins the dialect instead.
+    return {key: value for key, value in contents.items() if key != "$schema"}
+
+
+@cache
 def registry() -> Registry[Any]:
     """Every schema file, registered under its ``$id`` so relative ``$ref``s resolve offline."""
-    resources: list[tuple[str, Resource[Any]]] = []
-    for name in SCHEMA_FILES:
-        contents = _load(name)
-        if contents.get("$id") != BASE_URI + name:
-            raise ValueError(f"{name}: $id must be {BASE_URI + name!r}, found {contents.get('$id')!r}")
-        resources.append((BASE_URI + name, Resource.from_contents(contents, default_specification=DRAFT202012)))
+    resources = [
+        (BASE_URI + name, Resource.from_contents(_validated_contents(name), default_specification=DRAFT202012))
+        for name in SCHEMA_FILES
+    ]
     return Registry().with_resources(resources).crawl()
 
 
@@ -138,7 +148,6 @@ def _date_time_pattern() -> re.Pattern[str]:
     return re.compile(_load(COMMON)["$defs"]["date-time"]["pattern"])
 
 
-@_FORMAT_CHECKER.checks("date-time", raises=ValueError)
 def _is_calendar_date_time(value: object) -> bool:
     # The pattern (reported by its own keyword) fixes the syntax but cannot know that February has no
     # 30th; the client's fromisoformat does. Leave non-matching strings to the pattern so each bad
@@ -146,6 +155,9 @@ def _is_calendar_date_time(value: object) -> bool:
     if isinstance(value, str) and _date_time_pattern().search(value):
         datetime.fromisoformat(value.replace("Z", "+00:00"))
     return True
+
+
+_FORMAT_CHECKER.checks("date-time", raises=ValueError)(_is_calendar_date_time)
 
 
 @cache
@@ -159,7 +171,7 @@ def validator(schema_name: str) -> Validator:
         raise KeyError(f"unknown schema {schema_name!r}; known: {', '.join(SCHEMA_FILES)}")
     return cast(
         Validator,
-        _StrictValidator(_load(schema_name), registry=registry(), format_checker=_FORMAT_CHECKER),
+        _StrictValidator(_validated_contents(schema_name), registry=registry(), format_checker=_FORMAT_CHECKER),
     )
 
 
@@ -168,19 +180,38 @@ def validator(schema_name: str) -> Validator:
 
 def violations(schema_name: str, instance: object) -> list[Violation]:
     """Every violation of ``schema_name`` by ``instance``, ordered by JSON path; empty when valid."""
-    found = [_violation(schema_name, error) for error in validator(schema_name).iter_errors(instance)]
+    found = [
+        _violation(schema_name, leaf)
+        for error in validator(schema_name).iter_errors(instance)
+        for leaf in _leaves(error)
+    ]
     return sorted(found, key=lambda v: (v.json_path, v.schema_path))
 
 
 def is_valid(schema_name: str, instance: object) -> bool:
-    return validator(schema_name).is_valid(instance)
+    """Whether ``instance`` satisfies ``schema_name``; cheaper than ``violations`` when the reason is not needed."""
+    return bool(validator(schema_name).is_valid(instance))
 
 
-def _violation(schema_name: str, error: ValidationError) -> Violation:
-    leaf = error
-    # "is not valid under any of the given schemas" says nothing; the closest alternative's own error does.
-    while leaf.context:
-        leaf = cast(ValidationError, best_match(leaf.context))
+def _leaves(error: ValidationError) -> Iterator[ValidationError]:
+    """Replace an anyOf/oneOf failure by the errors of its closest alternative.
+
+    "is not valid under any of the given schemas" tells a server author nothing. The alternative with
+    the fewest errors is the one the document was meant to be (ties go to the earlier alternative,
+    the order the official client tries them in), and its errors say what to fix.
+    """
+    if not error.context:
+        yield error
+        return
+    by_alternative: dict[int, list[ValidationError]] = {}
+    for sub in error.context:
+        by_alternative.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
+    _, closest = min(by_alternative.items(), key=lambda item: (len(item[1]), item[0]))
+    for sub in closest:
+        yield from _leaves(sub)
+
+
+def _violation(schema_name: str, leaf: ValidationError) -> Violation:
     location, variant, via = _keyword_location(schema_name, leaf.absolute_schema_path)
     message = _describe(leaf, location)
     if variant is not None:
@@ -193,25 +224,16 @@ def _keyword_location(schema_name: str, segments: Iterable[str | int]) -> tuple[
 
     Returns ``(file#/pointer of the failing keyword, title of the variant a branch selected, branch)``.
     """
-    contents = registry().contents
-    uri, pointer = BASE_URI + schema_name, []
-    node: Any = contents(uri)
+    uri = BASE_URI + schema_name
+    pointer: list[str] = []
+    node: Any = registry().contents(uri)
     variant: str | None = None
     branch: str | None = None
     previous: str | int | None = None
     for segment in segments:
         while isinstance(node, dict) and "$ref" in node and segment not in node:
-            target_uri, fragment = urldefrag(urljoin(uri, node["$ref"]))
-            uri, pointer, node = target_uri, [], contents(target_uri)
-            for part in (p.replace("~1", "/").replace("~0", "~") for p in fragment.split("/")[1:]):
-                pointer.append(part)
-                node = node[int(part)] if isinstance(node, list) else node[part]
-        if isinstance(node, dict) and segment in node:
-            node = node[segment]
-        elif isinstance(node, list) and isinstance(segment, int) and segment < len(node):
-            node = node[segment]
-        else:
-            node = None
+            uri, pointer, node = _follow(uri, node["$ref"])
+        node = _child(node, segment)
         pointer.append(str(segment))
         entered = "then" if segment == "then" else previous if previous in ("anyOf", "oneOf") else None
         if entered is not None:
@@ -221,13 +243,28 @@ def _keyword_location(schema_name: str, segments: Iterable[str | int]) -> tuple[
     return f"{uri.removeprefix(BASE_URI)}#/{escaped}", variant, branch
 
 
-def _title(uri: str, node: object) -> str | None:
+def _follow(uri: str, ref: str) -> tuple[str, list[str], Any]:
+    """One ``$ref`` hop: (the target document's URI, the pointer inside it, the target schema)."""
+    target_uri, fragment = urldefrag(urljoin(uri, ref))
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in fragment.split("/")[1:]]
+    node: Any = registry().contents(target_uri)
+    for part in parts:
+        node = _child(node, int(part) if isinstance(node, list) else part)
+    return target_uri, parts, node
+
+
+def _child(node: Any, segment: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(segment)
+    if isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node):
+        return node[segment]
+    return None
+
+
+def _title(uri: str, node: Any) -> str | None:
     # A branch usually holds just a $ref to the variant, whose title is the useful name.
     if isinstance(node, dict) and "$ref" in node:
-        target_uri, fragment = urldefrag(urljoin(uri, node["$ref"]))
-        node = registry().contents(target_uri)
-        for part in fragment.split("/")[1:]:
-            node = node[part] if isinstance(node, dict) else None
+        _, _, node = _follow(uri, node["$ref"])
     title = node.get("title") if isinstance(node, dict) else None
     return title if isinstance(title, str) else None
 
@@ -259,7 +296,7 @@ def _describe(error: ValidationError, location: str) -> str:
             )
         if error.validator == "format":
             return f"{_render(value)} is not a real calendar date-time"
-    return error.message
+    return str(error.message)
 
 
 def classify(v: Violation) -> str:

@@ -88,6 +88,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         unknown = [rid for rid in requirement_ids(item) if rid not in catalogue.ids]
         if unknown:
             raise pytest.UsageError(f"{item.nodeid} names unknown requirement IDs {unknown}")
+    if config.option.collectonly:
+        return  # listing tests must not start servers or send requests
     state = _state(config)
     state.active = True
     flags = {o.name: config.getoption(f"bc_{o.name}") for o in OPTIONS}
@@ -173,7 +175,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     elif isinstance(exc, TargetUnavailable | ProvisioningError | RequestBudgetExceeded):
         check.error(ids, f"{item.name}: could not judge: {redact(str(exc))}")
     else:
-        check.error(ids, f"{item.name}: the suite could not complete the test: {type(exc).__name__}: {redact(str(exc))[:500]}")
+        detail = f"{type(exc).__name__}: {redact(str(exc))[:500]}"
+        check.error(ids, f"{item.name}: the suite could not complete the test: {detail}")
     return report
 
 

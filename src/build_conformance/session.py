@@ -75,7 +75,7 @@ class ConformanceSession:
                 suppress_health_check=list(hypothesis.HealthCheck),
                 print_blob=True,
             )(fn)
-            return hypothesis.seed(self.seed)(configured)  # type: ignore[no-any-return]
+            return hypothesis.seed(self.seed)(configured)
 
         return apply
 

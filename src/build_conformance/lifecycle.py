@@ -1,0 +1,360 @@
+"""The documented build lifecycle as code: invariants of any build object, and a model of its transitions.
+
+Two layers, both pure (no I/O), so the lifecycle tests and the state machine judge builds the same way:
+
+- *Invariants* hold for every build object the suite ever sees, in a cancel response or an
+  observation: timestamp order (STATE-05), duration (STATE-06), status/timestamp agreement (STATE-08).
+- *The model* (`BuildModel`) knows what one build may look like next, given what the suite did to it:
+  a cancel of a waiting or building build may complete asynchronously, so "cancellation requested,
+  still waiting/building" is allowed until the build settles; it must then be `cancelled`, keep the
+  first cancel's facts (IDEM-01), never start (STATE-01), never become `ready` (STATE-02), and stay as
+  it is once terminal (STATE-03/04).
+
+Every judgement is a `Finding` (requirement, passed, message) that the caller records through `check`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .provisioner import TERMINAL, Snapshot
+from .side_effects import build_changes
+
+CLOCK_SKEW = timedelta(seconds=5)  # STATE-05: how far in the future cancel_requested_at may lie
+DURATION_TOLERANCE_MS = 1000  # STATE-06
+
+INVARIANT_IDS = ("STATE-05", "STATE-06", "STATE-08")
+
+CANCEL_FACTS = ("cancel_requested_at", "cancel_requested_by", "cancellation_reason")
+# Fields a terminal ready/error build keeps through a no-op cancel (STATE-03 names them explicitly).
+FAILURE_FIELDS = ("error", "error_detail", "failure_phase")
+
+
+@dataclass(frozen=True)
+class Finding:
+    requirement: str
+    passed: bool
+    message: str
+    expected: Any = None
+    received: Any = None
+
+
+def instant(value: Any) -> datetime | None:
+    """The moment an RFC 3339 string names, or None (absent, not a string, or not parseable: SHAPE-03's)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _present(build: Mapping[str, Any], name: str) -> bool:
+    return build.get(name) is not None
+
+
+# ----------------------------------------------------------------------------------------------- invariants
+
+
+def timestamp_order_problems(build: Mapping[str, Any], now: datetime | None = None) -> list[str]:
+    """STATE-05: created ≤ updated; queued ≤ started ≤ finished; created ≤ cancel requested; a cancelled
+    build's cancel request ≤ its finish; the cancel request not in the future beyond the clock skew."""
+    times = {name: instant(build.get(name)) for name in (
+        "created_at", "updated_at", "queued_at", "started_at", "finished_at", "cancel_requested_at")}
+    pairs = [
+        ("created_at", "updated_at"),
+        ("queued_at", "started_at"),
+        ("started_at", "finished_at"),
+        ("queued_at", "finished_at"),
+        ("created_at", "cancel_requested_at"),
+    ]
+    if build.get("status") == "cancelled":
+        pairs.append(("cancel_requested_at", "finished_at"))
+    problems = []
+    for earlier, later in pairs:
+        a, b = times[earlier], times[later]
+        if a is not None and b is not None and a > b:
+            problems.append(f"{earlier} {build.get(earlier)} is after {later} {build.get(later)}")
+    requested = times["cancel_requested_at"]
+    if requested is not None and now is not None and requested > now + CLOCK_SKEW:
+        problems.append(
+            f"cancel_requested_at {build.get('cancel_requested_at')} is in the future "
+            f"(suite clock {now.isoformat()}, allowance {CLOCK_SKEW.total_seconds():g} s)"
+        )
+    return problems
+
+
+def duration_problems(build: Mapping[str, Any]) -> list[str]:
+    """STATE-06: duration_ms absent or 0 when never started; else within 1 s of finished − started."""
+    duration = build.get("duration_ms")
+    if duration is None:
+        return []
+    if not isinstance(duration, int) or isinstance(duration, bool):
+        return []  # a wrong type is SHAPE-02's
+    if duration < 0:
+        return [f"duration_ms is negative ({duration})"]
+    started, finished = instant(build.get("started_at")), instant(build.get("finished_at"))
+    if not _present(build, "started_at"):
+        return [] if duration == 0 else [f"duration_ms is {duration} but the build never started (no started_at)"]
+    if started is not None and finished is not None:
+        elapsed = (finished - started) / timedelta(milliseconds=1)
+        if abs(duration - elapsed) > DURATION_TOLERANCE_MS:
+            return [f"duration_ms is {duration} but finished_at − started_at is {elapsed:.0f} ms"]
+    return []
+
+
+def status_agreement_problems(build: Mapping[str, Any]) -> list[str]:
+    """STATE-08: the status agrees with started_at, finished_at and cancel_requested_at."""
+    status = build.get("status")
+    started, finished = _present(build, "started_at"), _present(build, "finished_at")
+    problems = []
+    if status == "waiting":
+        if started:
+            problems.append("a waiting build has started_at")
+        if finished:
+            problems.append("a waiting build has finished_at")
+    elif status == "building":
+        if not started:
+            problems.append("a building build has no started_at")
+        if finished:
+            problems.append("a building build has finished_at")
+    elif status in TERMINAL and not finished:
+        problems.append(f"a {status} build has no finished_at")
+    if status == "cancelled" and not _present(build, "cancel_requested_at"):
+        problems.append("a cancelled build has no cancel_requested_at")
+    return problems
+
+
+def invariant_findings(build: Mapping[str, Any], now: datetime | None = None) -> list[Finding]:
+    """STATE-05, STATE-06 and STATE-08 of one build object."""
+    now = now if now is not None else datetime.now(UTC)
+    status = build.get("status")
+    findings = []
+    for rid, problems in (
+        ("STATE-05", timestamp_order_problems(build, now)),
+        ("STATE-06", duration_problems(build)),
+        ("STATE-08", status_agreement_problems(build)),
+    ):
+        findings.append(Finding(rid, not problems, "; ".join(problems) if problems else f"{status} build consistent",
+                                expected=None, received="; ".join(problems) or None))
+    return findings
+
+
+def promotability_problems(build: Mapping[str, Any]) -> list[str]:
+    """STATE-02: a cancelled build is never promotable (when `promotability` is present)."""
+    promotability = build.get("promotability")
+    if build.get("status") != "cancelled" or not isinstance(promotability, dict):
+        return []
+    problems = []
+    if promotability.get("promotable") is True:
+        problems.append("promotability.promotable is true on a cancelled build")
+    if promotability.get("status") == "promotable":
+        problems.append("promotability.status is 'promotable' on a cancelled build")
+    return problems
+
+
+# ------------------------------------------------------------------------------------------ cancel facts
+
+
+@dataclass(frozen=True)
+class CancelFacts:
+    """What the first effective cancel recorded; IDEM-01 says none of it ever changes."""
+
+    requested_at: Any
+    requested_by: Any
+    reason: Any
+
+    @classmethod
+    def of(cls, build: Mapping[str, Any]) -> CancelFacts:
+        return cls(build.get("cancel_requested_at"), build.get("cancel_requested_by"), build.get("cancellation_reason"))
+
+    def differences(self, other: CancelFacts) -> list[str]:
+        """How `other` differs; instants are compared as moments, an absent reason equals an empty one."""
+        found = []
+        mine, theirs = instant(self.requested_at), instant(other.requested_at)
+        same_moment = mine == theirs if mine is not None and theirs is not None else self.requested_at == other.requested_at
+        if not same_moment:
+            found.append(f"cancel_requested_at {self.requested_at!r} -> {other.requested_at!r}")
+        if self.requested_by != other.requested_by:
+            found.append(f"cancel_requested_by {self.requested_by!r} -> {other.requested_by!r}")
+        if (self.reason or None) != (other.reason or None):
+            found.append(f"cancellation_reason {_short(self.reason)} -> {_short(other.reason)}")
+        return found
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(value) if isinstance(value, str) else '?'} chars)"
+
+
+def reason_findings(requirement: str, build: Mapping[str, Any], sent: str | None, where: str) -> Finding:
+    """BODY-02: the reason is recorded character for character; without one it is absent or empty."""
+    recorded = build.get("cancellation_reason")
+    if sent is None or sent == "":
+        ok = recorded is None or recorded == ""
+        return Finding(requirement, ok, f"{where}: no reason sent, cancellation_reason {_short(recorded)}",
+                       expected="absent or empty", received=None if ok else _short(recorded))
+    ok = recorded == sent
+    detail = "recorded exactly" if ok else mismatch(sent, recorded)
+    return Finding(requirement, ok, f"{where}: reason of {len(sent)} characters {detail}",
+                   expected=None if ok else _short(sent), received=None if ok else _short(recorded))
+
+
+def mismatch(sent: str, recorded: Any) -> str:
+    """Where a recorded reason first departs from the sent one, in code points."""
+    if not isinstance(recorded, str):
+        return f"recorded as {_short(recorded)}"
+    index = next((i for i, (a, b) in enumerate(zip(sent, recorded, strict=False)) if a != b), min(len(sent), len(recorded)))
+    return (
+        f"recorded differently: {len(recorded)} characters, first difference at index {index} "
+        f"(sent {sent[index:index + 3]!r}, recorded {recorded[index:index + 3]!r})"
+    )
+
+
+# ------------------------------------------------------------------------------------------- comparisons
+
+
+def field_changes(before: Mapping[str, Any], after: Mapping[str, Any], *, ignore: Iterable[str] = ()) -> list[str]:
+    """Differences in documented build fields between two build objects (entries are not compared)."""
+    return build_changes(
+        Snapshot(dict(before), [], None), Snapshot(dict(after), [], None), ignore=("entries", *ignore)
+    )
+
+
+def same_instant(a: Any, b: Any) -> bool:
+    first, second = instant(a), instant(b)
+    return first == second if first is not None and second is not None else a == b
+
+
+def entries_of(snapshot: Snapshot | None) -> list[dict[str, Any]] | None:
+    """The log an observation returned, or None when the observation carried no `entries` at all."""
+    if snapshot is None:
+        return None
+    if snapshot.exchange is not None:
+        body = snapshot.exchange.json_or_none()
+        if not isinstance(body, dict) or not isinstance(body.get("entries"), list):
+            return None
+    return snapshot.entries
+
+
+def count_kind(entries: Iterable[Mapping[str, Any]], kind: str) -> int:
+    return sum(1 for entry in entries if entry.get("kind") == kind)
+
+
+# ------------------------------------------------------------------------------------------------- model
+
+
+@dataclass
+class BuildModel:
+    """What the suite knows one build must look like, given everything it did to it.
+
+    `status` is the status the lifecycle has put the build in for sure; `pending` means an effective
+    cancel was accepted and the build has not yet been seen terminal (it may still show its old
+    status). `terminal` holds the build as first seen terminal: from then on only `updated_at` may move
+    (and only through a no-op cancel).
+    """
+
+    build_id: str
+    status: str
+    template_id: str | None = None
+    pending: bool = False
+    cancelled_through_api: bool = False
+    never_starts: bool = False  # cancelled while waiting: must never get started_at
+    facts: CancelFacts | None = None
+    terminal: dict[str, Any] | None = None
+    cancelled_entries: int | None = None
+    history: list[str] = field(default_factory=list)
+
+    @property
+    def origin(self) -> str:
+        """The requirement owning this build's cancellation: waiting → STATE-01, building → STATE-02."""
+        return "STATE-01" if self.never_starts else "STATE-02"
+
+    def allowed_statuses(self) -> frozenset[str]:
+        if self.pending:
+            return frozenset({self.status, "cancelled"})
+        return frozenset({self.status})
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL and not self.pending
+
+    def cancel_accepted(self, build: Mapping[str, Any]) -> None:
+        """An owner's cancel answered 200 with `build`: the first effective cancel fixes the facts."""
+        if self.status in ("waiting", "building") and not self.pending:
+            self.pending = True
+            self.cancelled_through_api = True
+            self.never_starts = self.status == "waiting"
+            self.facts = CancelFacts.of(build)
+        self.seen(build)
+
+    def advanced(self) -> str | None:
+        """The status an `advance` must produce for sure, or None when the model allows a choice."""
+        if self.pending or self.status in TERMINAL:
+            return None
+        self.status = {"waiting": "building", "building": "ready"}[self.status]
+        return self.status
+
+    def seen(self, build: Mapping[str, Any]) -> None:
+        """Move the model along with a build the judgement accepted (a pending cancel that completed)."""
+        status = build.get("status")
+        if self.pending and status == "cancelled":
+            self.pending = False
+            self.status = "cancelled"
+        if self.status in TERMINAL and not self.pending and self.terminal is None and status == self.status:
+            self.terminal = dict(build)
+            if self.facts is None:
+                self.facts = CancelFacts.of(build)
+
+    def judge(self, build: Mapping[str, Any], *, cancel_response: bool, now: datetime | None = None) -> list[Finding]:
+        """Every rule of the documented lifecycle `build` is subject to, as findings.
+
+        `cancel_response` marks the 200 body of an owner's cancel: on a terminal build STATE-03 owns the
+        judgement (a no-op cancel); in an observation STATE-04 does (terminal is absorbing).
+        """
+        findings = list(invariant_findings(build, now))
+        status = build.get("status")
+        terminal_rule = "STATE-03" if cancel_response else "STATE-04"
+        allowed = self.allowed_statuses()
+        rules = []
+        if self.pending or self.cancelled_through_api:
+            rules.append(self.origin)
+        if self.is_terminal:
+            rules.append(terminal_rule)
+        for rule in dict.fromkeys(rules):
+            findings.append(Finding(rule, status in allowed, f"status {status!r} (the lifecycle allows {sorted(allowed)})",
+                                    expected=" or ".join(sorted(allowed)), received=status))
+        if self.cancelled_through_api:
+            findings.append(Finding(self.origin, _present(build, "cancel_requested_at"),
+                                    "cancel_requested_at is set once a cancel was accepted",
+                                    expected="cancel_requested_at", received=build.get("cancel_requested_at")))
+        if self.never_starts:
+            findings.append(Finding("STATE-01", not _present(build, "started_at"),
+                                    "a build cancelled while waiting never starts",
+                                    expected="no started_at", received=build.get("started_at")))
+        if status == "cancelled":
+            promotable = promotability_problems(build)
+            findings.append(Finding("STATE-02", not promotable, "; ".join(promotable) or "cancelled, not promotable"))
+        if self.facts is not None:
+            differences = self.facts.differences(CancelFacts.of(build))
+            findings.append(Finding("IDEM-01", not differences,
+                                    "cancel facts changed: " + "; ".join(differences) if differences
+                                    else "cancel facts unchanged", received="; ".join(differences) or None))
+        if self.terminal is not None and status == self.status:
+            changes = field_changes(self.terminal, build, ignore=("updated_at",))
+            findings.append(Finding(terminal_rule, not changes,
+                                    f"terminal {status} build changed: " + "; ".join(changes) if changes
+                                    else f"terminal {status} build unchanged", received="; ".join(changes) or None))
+            if cancel_response:
+                same = same_instant(self.terminal.get("updated_at"), build.get("updated_at"))
+                findings.append(Finding("IDEM-03", same, "a no-op cancel leaves updated_at unchanged",
+                                        expected=self.terminal.get("updated_at"), received=build.get("updated_at")))
+        if status in ("ready", "error") and not self.cancelled_through_api:
+            findings.append(Finding(terminal_rule, not _present(build, "cancel_requested_at"),
+                                    f"a {status} build carries no cancel_requested_at",
+                                    expected="absent", received=build.get("cancel_requested_at")))
+        return findings
