@@ -9,7 +9,7 @@ from urllib.parse import quote, unquote
 from .provisioner import Ledger
 from .redaction import REDACTOR
 from .response_checks import Expectation, ResponseChecks
-from .transport import Exchange, Transport, join_target
+from .transport import Exchange, TargetUnavailable, Transport, join_target
 
 CANCEL_PATH = "/v1/templates/builds/{}/cancel"
 
@@ -71,6 +71,7 @@ class CancelApi:
         extra_headers: Mapping[str, str] | None = None,
         label: str = "cancel",
         probe_of: str | None = None,
+        allow_no_response: bool = False,
     ) -> Exchange:
         """Send a cancel for `build_id` (or the byte-exact `raw_segment` in its place).
 
@@ -82,6 +83,10 @@ class CancelApi:
         of its id, a traversal around it, an id of the same shape): the caller has confirmed,
         through the provisioner, that what it sends names no other build it can see. Only then may
         `build_id`/`raw_segment` be free of the run marker.
+
+        Without a response (timeout, transport failure) or with a 503 that persisted, the test cannot
+        judge its own requirements: `TargetUnavailable` is raised (the plugin reports `error`) unless
+        the caller judges that itself (`allow_no_response=True`, e.g. for "never hangs").
         """
         self._refuse_unless_ours(build_id, raw_segment, probe_of)
         credentials = credentials if credentials is not None else self.as_tenant("A")
@@ -107,6 +112,8 @@ class CancelApi:
                 presented=credentials.presented,
             ),
         )
+        if not allow_no_response and (exchange.response is None or exchange.status == 503):
+            raise TargetUnavailable(f"no usable answer after {exchange.attempts} attempt(s): {exchange.describe()}")
         return exchange
 
     def _refuse_unless_ours(self, build_id: str, raw_segment: str | None, probe_of: str | None) -> None:
@@ -114,22 +121,32 @@ class CancelApi:
             if not self._ledger.owns(probe_of):
                 raise SafetyError(f"refusing a probe of {probe_of!r}, which this run did not create")
             return
+        if raw_segment is not None and not fully_unquoted(raw_segment):
+            return  # the empty segment names no build
         if not (self._ledger.owns(build_id) or self.run_marker in build_id):
             raise SafetyError(f"refusing to send a cancel to {build_id!r}, which this run did not create")
         if raw_segment is not None:
-            decoded = fully_unquoted(raw_segment)
-            if decoded and decoded != build_id and self.run_marker not in decoded:
+            # Each decoding a server might apply (once, or again and again) must still be ours.
+            decoded = decodings(raw_segment)
+            if build_id not in decoded and not any(self.run_marker in d for d in decoded):
                 raise SafetyError(
                     f"refusing to send the segment {raw_segment!r}: it decodes to neither {build_id!r} "
                     "nor an id carrying the run marker (declare probe_of= for a probe of an owned build)"
                 )
 
 
-def fully_unquoted(segment: str, rounds: int = 8) -> str:
-    """`segment` percent-decoded until it no longer changes (a doubly encoded id decodes fully)."""
+def decodings(segment: str, rounds: int = 8) -> list[str]:
+    """`segment` percent-decoded once, twice, ... until it no longer changes."""
+    found = []
     for _ in range(rounds):
         decoded = unquote(segment, errors="replace")
         if decoded == segment:
             break
+        found.append(decoded)
         segment = decoded
-    return segment
+    return found or [segment]
+
+
+def fully_unquoted(segment: str, rounds: int = 8) -> str:
+    """`segment` percent-decoded until it no longer changes (a doubly encoded id decodes fully)."""
+    return decodings(segment, rounds)[-1]

@@ -1,62 +1,95 @@
-"""Run configuration: one table of options, read from flags, then environment, then defaults."""
+"""Run configuration: one table of options, read from flags, environment, a TOML file and defaults.
+
+Precedence is flags > environment > file > defaults. Tokens may come from a flag, an environment
+variable or a file (`token_file`), but never from the TOML file itself: a configuration file gets
+committed, a token must not.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 ENV_PREFIX = "BUILD_CONFORMANCE_"
 PROFILES = ("quick", "standard", "certify")
+DEFAULT_CONFIG_FILE = "build-conformance.toml"
+
+# Bounded load on shared staging: conservative unless the operator raises them.
+EXTERNAL_RATE_LIMIT = 20.0
+EXTERNAL_MAX_REQUESTS = 20000
 
 
 class ConfigError(ValueError):
     """A configuration value the suite cannot use; the message is one line for the user."""
 
 
-def _url(value: str, name: str) -> str:
-    split = urlsplit(value)
+def _url(value: Any, name: str) -> str:
+    split = urlsplit(str(value))
     if split.scheme not in ("http", "https") or not split.netloc:
         raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
-    return value.rstrip("/")
+    return str(value).rstrip("/")
 
 
-def _positive_float(value: str, name: str) -> float:
+def _positive_float(value: Any, name: str) -> float:
     try:
         number = float(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
     if number <= 0:
         raise ConfigError(f"{name} must be positive, got {value!r}")
     return number
 
 
-def _profile(value: str, name: str) -> str:
+def _positive_int(value: Any, name: str) -> int:
+    try:
+        number = int(str(value), 10)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive, got {value!r}")
+    return number
+
+
+def _profile(value: Any, name: str) -> str:
     if value not in PROFILES:
         raise ConfigError(f"{name} must be one of {', '.join(PROFILES)}, got {value!r}")
-    return value
+    return str(value)
 
 
-def _seed(value: str, name: str) -> int:
+def _seed(value: Any, name: str) -> int:
     try:
-        return int(value, 0)
+        return int(str(value), 0)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {value!r}") from None
 
 
-def _text(value: str, name: str) -> str:
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
     return value
+
+
+def _existing_file(value: Any, name: str) -> str:
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{name}: no such file {str(value)!r}")
+    return str(path)
 
 
 @dataclass(frozen=True)
 class Option:
     name: str  # attribute name; flag is --name-with-dashes, env is BUILD_CONFORMANCE_NAME
-    parse: Callable[[str, str], Any]
+    parse: Callable[[Any, str], Any]
     default: Any
     help: str
     secret: bool = False
+    in_file: bool = True  # may it appear in the TOML file?
 
     @property
     def flag(self) -> str:
@@ -68,29 +101,49 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
+    Option("config", _existing_file, None, f"TOML configuration file (default: ./{DEFAULT_CONFIG_FILE} if present)",
+           in_file=False),
     Option("base_url", _url, None, "API base URL, may carry a path prefix (default: embedded reference server)"),
-    Option("token", _text, None, "tenant A bearer token (prefer the environment variable)", secret=True),
-    Option("other_token", _text, None, "tenant B bearer token, a different tenant", secret=True),
+    Option("token", _text, None, "tenant A bearer token (prefer the environment variable or token_file)",
+           secret=True, in_file=False),
+    Option("other_token", _text, None, "tenant B bearer token, a different tenant", secret=True, in_file=False),
+    Option("token_file", _existing_file, None, "file holding the tenant A token"),
+    Option("other_token_file", _existing_file, None, "file holding the tenant B token"),
     Option("control_url", _url, None, "control-API base URL (default: the reference server's)"),
+    Option("provisioner", _text, "control", "control | public-api | module:factory (a Python provisioner)"),
     Option("report_dir", _text, "reports", "directory for results.json and reports"),
     Option("profile", _profile, "standard", "quick | standard | certify"),
     Option("request_timeout", _positive_float, 10.0, "seconds a single request may take (GEN-02)"),
     Option("settle_timeout", _positive_float, 30.0, "seconds an asynchronous transition may take"),
+    Option("max_requests", _positive_int, None,
+           f"request budget of the run (default {EXTERNAL_MAX_REQUESTS} against a deployment)"),
+    Option("rate_limit", _positive_float, None,
+           f"requests per second (default {EXTERNAL_RATE_LIMIT:g} against a deployment)"),
+    Option("ca_bundle", _existing_file, None, "CA bundle (PEM) to verify the target's TLS certificate"),
     Option("seed", _seed, None, "seed for generated inputs (default: random, printed in the report)"),
     Option("fault", _text, None, "embedded reference server only: switch on named faults (comma-separated)"),
 )
+BY_NAME = {option.name: option for option in OPTIONS}
+FILE_KEYS = tuple(o.name for o in OPTIONS if o.in_file)
 
 
 @dataclass(frozen=True)
 class RunConfig:
+    config: str | None
     base_url: str | None
     token: str | None
     other_token: str | None
+    token_file: str | None
+    other_token_file: str | None
     control_url: str | None
+    provisioner: str
     report_dir: str
     profile: str
     request_timeout: float
     settle_timeout: float
+    max_requests: int | None
+    rate_limit: float | None
+    ca_bundle: str | None
     seed: int | None
     fault: str | None
 
@@ -107,28 +160,89 @@ class RunConfig:
         return data
 
 
-def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> RunConfig:
-    """Flags win over environment variables, which win over defaults."""
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The TOML file's settings, validated against schemas/config.schema.json, with helpful errors."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {str(path)!r}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"configuration file {str(path)!r} is not valid TOML: {exc}") from None
+    for key in data:
+        if key in ("token", "other_token"):
+            raise ConfigError(
+                f"{path.name}: '{key}' must not be written in a configuration file; use {key}_file or "
+                f"{BY_NAME[key].env}"
+            )
+        if key not in FILE_KEYS:
+            close = difflib.get_close_matches(key, FILE_KEYS, n=1)
+            hint = f" — did you mean '{close[0]}'?" if close else f" (known keys: {', '.join(FILE_KEYS)})"
+            raise ConfigError(f"{path.name}: unknown key '{key}'{hint}")
+    from jsonschema import Draft202012Validator
+
+    from .contract import schema
+
+    validator = Draft202012Validator(schema("config.schema.json"))
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.path)):
+        where = ".".join(str(p) for p in error.path) or "(top level)"
+        raise ConfigError(f"{path.name}: {where}: {error.message}")
+    # Relative paths in the file are relative to the file, not to wherever the suite is started.
+    for key in ("token_file", "other_token_file", "ca_bundle", "report_dir"):
+        if key in data and not Path(str(data[key])).expanduser().is_absolute():
+            data[key] = str(path.parent / str(data[key]))
+    return data
+
+
+def _read_token(path: str, name: str) -> str:
+    token = Path(path).read_text(encoding="utf-8").strip()
+    if not token:
+        raise ConfigError(f"{name} {path!r} is empty")
+    return token
+
+
+def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> RunConfig:
+    """Flags win over environment variables, which win over the file, which wins over defaults."""
     environ = os.environ if environ is None else environ
+    config_path = flags.get("config") or environ.get(BY_NAME["config"].env)
+    file_values: dict[str, Any] = {}
+    if config_path:
+        file_values = read_config_file(Path(_existing_file(config_path, "--config")))
+    else:
+        default = (cwd or Path.cwd()) / DEFAULT_CONFIG_FILE
+        if default.is_file():
+            config_path = str(default)
+            file_values = read_config_file(default)
     values: dict[str, Any] = {}
     for option in OPTIONS:
-        raw = flags.get(option.name)
-        source = option.flag
+        raw, source = flags.get(option.name), option.flag
         if raw is None and environ.get(option.env):
             raw, source = environ[option.env], option.env
-        values[option.name] = option.default if raw is None else option.parse(str(raw), source)
+        if raw is None and option.name in file_values:
+            raw, source = file_values[option.name], f"{Path(str(config_path)).name}: {option.name}"
+        values[option.name] = option.default if raw is None else option.parse(raw, source)
+    values["config"] = config_path
+    for name in ("token", "other_token"):
+        if values[name] is None and values[f"{name}_file"]:
+            values[name] = _read_token(values[f"{name}_file"], f"--{name.replace('_', '-')}-file")
     config = RunConfig(**values)
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: RunConfig) -> None:
     if config.base_url is None:
         if config.control_url or config.token or config.other_token:
             raise ConfigError(
                 "--control-url/--token/--other-token need --base-url (without it the embedded server is used)"
             )
-    else:
-        missing = [o.flag for o in OPTIONS if o.name in ("token", "other_token", "control_url") and not values[o.name]]
-        if missing:
-            raise ConfigError(f"a --base-url target also needs {', '.join(missing)}")
-        if config.token == config.other_token:
-            raise ConfigError("--token and --other-token must be tokens of two different tenants")
-        if config.fault:
-            raise ConfigError("--fault applies only to the embedded reference server (no --base-url)")
-    return config
+        return
+    needed = ["token", "other_token"] + (["control_url"] if config.provisioner == "control" else [])
+    missing = [BY_NAME[name].flag for name in needed if not getattr(config, name)]
+    if missing:
+        raise ConfigError(f"a --base-url target also needs {', '.join(missing)}")
+    if config.token == config.other_token:
+        raise ConfigError("--token and --other-token must be tokens of two different tenants")
+    if config.fault:
+        raise ConfigError("--fault applies only to the embedded reference server (no --base-url)")
+    if config.provisioner not in ("control", "public-api") and ":" not in config.provisioner:
+        raise ConfigError(f"--provisioner must be control, public-api or module:factory, got {config.provisioner!r}")

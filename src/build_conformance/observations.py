@@ -80,5 +80,28 @@ class Recorder:
         with self._lock:
             return set(self._tallies)
 
+    def export(self) -> dict[str, Any]:
+        """A JSON-able copy, so pytest-xdist workers can hand their observations to the controller."""
+        with self._lock:
+            return {
+                rid: {
+                    "counts": dict(tally.counts),
+                    "kept": {outcome: [vars(o) for o in kept] for outcome, kept in tally.kept.items()},
+                    "tests": sorted(tally.tests),
+                }
+                for rid, tally in self._tallies.items()
+            }
+
+    def merge(self, exported: dict[str, Any]) -> None:
+        with self._lock:
+            for rid, data in exported.items():
+                tally = self._tallies[rid]
+                for outcome, count in data["counts"].items():
+                    tally.counts[outcome] += count
+                for outcome, kept in data["kept"].items():
+                    room = MAX_KEPT - len(tally.kept[outcome])
+                    tally.kept[outcome].extend(Observation(**o) for o in kept[: max(room, 0)])
+                tally.tests.update(data["tests"])
+
 
 RECORDER = Recorder()

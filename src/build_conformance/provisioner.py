@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from .transport import Exchange, Transport, TransportSettings, bearer, join_target
+from .transport import Exchange, Transport, bearer, join_target
 
 STATUSES = ("waiting", "building", "ready", "error", "cancelled")
 TERMINAL = frozenset({"ready", "error", "cancelled"})
@@ -18,6 +18,10 @@ TERMINAL = frozenset({"ready", "error", "cancelled"})
 
 class ProvisioningError(Exception):
     """The provisioner could not do what was asked; the requirement needing it cannot be judged."""
+
+
+class CapabilityMissing(ProvisioningError):
+    """The deployment's provisioner cannot do this at all (e.g. no advance hook): `not-run`, not `error`."""
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,31 @@ class ProvisionedBuild:
 
 
 class Provisioner(Protocol):
-    """What the suite needs from a deployment: make builds in a status, read them, advance them."""
+    """What the suite needs from a deployment: make builds in a status, read them, advance them.
+
+    `create` returns the new build (its id, and its template id when known); `observe` returns the
+    build as the deployment sees it without side effects, or None when it names no build of the
+    tenant; `advance` acts as the scheduler. Anything a deployment cannot do raises
+    `CapabilityMissing`, which the suite reports as `not-run` for the requirements needing it.
+    """
 
     def create(self, status: str, tenant: str = "A") -> ProvisionedBuild: ...
 
     def observe(self, build_id: str, tenant: str = "A") -> Snapshot | None: ...
 
     def advance(self, build_id: str, tenant: str = "A") -> None: ...
+
+
+@dataclass(frozen=True)
+class ProvisionerContext:
+    """What a provisioner factory (`--provisioner module:factory`) is given."""
+
+    api_url: str
+    control_url: str | None
+    tokens: dict[str, str]
+    transport: Transport
+    settle_timeout: float
+    run_marker: str
 
 
 @dataclass
@@ -83,14 +105,101 @@ class Ledger:
             return [{"build_id": b.build_id, "tenant": b.tenant, "status": b.status} for b in self.builds]
 
 
+@dataclass
+class Capabilities:
+    """What preflight found the provisioner can do."""
+
+    statuses: set[str] = field(default_factory=set)
+    observe: bool = False
+    advance: bool = False
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "create": sorted(self.statuses, key=STATUSES.index),
+            "observe": self.observe,
+            "advance": self.advance,
+            "missing": dict(self.reasons),
+        }
+
+    @property
+    def complete(self) -> bool:
+        return self.observe and self.advance and self.statuses == set(STATUSES)
+
+
+class RecordingProvisioner:
+    """Wraps any provisioner: records each created build in the ledger and enforces capabilities."""
+
+    def __init__(self, inner: Provisioner, ledger: Ledger) -> None:
+        self.inner = inner
+        self.ledger = ledger
+        self.capabilities: Capabilities | None = None
+
+    def create(self, status: str, tenant: str = "A") -> ProvisionedBuild:
+        if self.capabilities is not None and status not in self.capabilities.statuses:
+            reason = self.capabilities.reasons.get(f"create {status}", "not supported")
+            raise CapabilityMissing(f"the provisioner cannot create a {status} build: {reason}")
+        build = self.inner.create(status, tenant)
+        self.ledger.add(build)
+        return build
+
+    def observe(self, build_id: str, tenant: str = "A") -> Snapshot | None:
+        return self.inner.observe(build_id, tenant)
+
+    def advance(self, build_id: str, tenant: str = "A") -> None:
+        if self.capabilities is not None and not self.capabilities.advance:
+            reason = self.capabilities.reasons.get("advance")
+            raise CapabilityMissing(f"the provisioner cannot advance builds: {reason}")
+        self.inner.advance(build_id, tenant)
+
+    def probe_capabilities(self) -> Capabilities:
+        """Try each hook once (as tenant A); what fails is recorded as missing with its reason."""
+        found = Capabilities()
+        waiting: ProvisionedBuild | None = None
+        for status in STATUSES:
+            try:
+                build = self.create(status, "A")
+            except ProvisioningError as exc:
+                found.reasons[f"create {status}"] = str(exc)
+                continue
+            found.statuses.add(status)
+            if status == "waiting":
+                waiting = build
+        if waiting is None:
+            found.reasons["observe"] = found.reasons["advance"] = "no waiting build to try it on"
+            self.capabilities = found
+            return found
+        try:
+            found.observe = self.inner.observe(waiting.build_id, "A") is not None
+            if not found.observe:
+                found.reasons["observe"] = "the provisioner does not see the build it just created"
+        except ProvisioningError as exc:
+            found.reasons["observe"] = str(exc)
+        try:
+            self.inner.advance(waiting.build_id, "A")
+            after = self.inner.observe(waiting.build_id, "A") if found.observe else None
+            found.advance = after is not None and after.status == "building"
+            if not found.advance:
+                found.reasons["advance"] = "advancing a waiting build did not make it building"
+        except ProvisioningError as exc:
+            found.reasons["advance"] = str(exc)
+        self.capabilities = found
+        return found
+
+
 class ControlProvisioner:
     """The control API: POST {control}/builds, GET {control}/builds/{id}, POST .../advance."""
 
-    def __init__(self, transport: Transport, control_url: str, tokens: dict[str, str], ledger: Ledger) -> None:
+    def __init__(self, transport: Transport, control_url: str, tokens: dict[str, str]) -> None:
         self._transport = transport
         self._control_url = control_url.rstrip("/")
         self._tokens = tokens
-        self.ledger = ledger
+
+    @classmethod
+    def from_context(cls, context: ProvisionerContext) -> ControlProvisioner:
+        if not context.control_url:
+            raise ProvisioningError("the control provisioner needs --control-url")
+        return cls(context.transport, context.control_url, context.tokens)
 
     def _call(self, method: str, path: str, tenant: str, payload: Any = None) -> Exchange:
         headers = bearer(self._tokens[tenant])
@@ -113,6 +222,8 @@ class ControlProvisioner:
     def create(self, status: str, tenant: str = "A") -> ProvisionedBuild:
         exchange = self._call("POST", "/builds", tenant, {"status": status})
         body = exchange.json_or_none()
+        if exchange.status in (404, 405, 501):
+            raise CapabilityMissing(f"the control API has no create hook: {exchange.describe()}")
         if exchange.status not in (200, 201) or not isinstance(body, dict) or not isinstance(
             body.get("build_id"), str
         ):
@@ -120,7 +231,6 @@ class ControlProvisioner:
         build = body.get("build") if isinstance(body.get("build"), dict) else None
         template_id = build.get("template_id") if build else None
         provisioned = ProvisionedBuild(body["build_id"], tenant, status, template_id)
-        self.ledger.add(provisioned)
         if template_id is None:
             snapshot = self.observe(provisioned.build_id, tenant)
             if snapshot is not None:
@@ -140,6 +250,8 @@ class ControlProvisioner:
 
     def advance(self, build_id: str, tenant: str = "A") -> None:
         exchange = self._call("POST", f"/builds/{quote(build_id, safe='')}/advance", tenant)
+        if exchange.status in (404, 405, 501) and self.observe(build_id, tenant) is not None:
+            raise CapabilityMissing(f"the control API has no advance hook: {exchange.describe()}")
         if exchange.status not in (200, 409):
             raise ProvisioningError(f"control API could not advance the build: {exchange.describe()}")
 
@@ -166,7 +278,3 @@ def poll(
         time.sleep(min(interval, remaining))
         interval = min(interval * 2, max_interval)
         last = observe()
-
-
-def default_transport(request_timeout: float) -> Transport:
-    return Transport(TransportSettings(request_timeout=request_timeout))

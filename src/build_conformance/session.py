@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import hypothesis
 
 from .api import CancelApi
 from .checker import Check
-from .config import RunConfig
+from .config import EXTERNAL_MAX_REQUESTS, EXTERNAL_RATE_LIMIT, ConfigError, RunConfig
 from .observations import RECORDER
-from .provisioner import ControlProvisioner, Ledger, ProvisionedBuild, Snapshot, poll
+from .provisioner import (
+    Capabilities,
+    ControlProvisioner,
+    Ledger,
+    ProvisionedBuild,
+    Provisioner,
+    ProvisionerContext,
+    RecordingProvisioner,
+    Snapshot,
+    poll,
+)
+from .public_api_provisioner import PublicApiProvisioner
 from .redaction import REDACTOR
 from .response_checks import ResponseChecks
 from .transport import Transport, TransportSettings
@@ -33,7 +45,7 @@ class PreflightError(Exception):
 @dataclass
 class Target:
     api_url: str
-    control_url: str
+    control_url: str | None
     tokens: dict[str, str]
     embedded_faults: tuple[str, ...] = ()
     stop: Callable[[], None] | None = None
@@ -47,10 +59,14 @@ class ConformanceSession:
     run_marker: str
     transport: Transport
     ledger: Ledger
-    provisioner: ControlProvisioner
+    provisioner: RecordingProvisioner
     api: CancelApi
     checks: ResponseChecks
     started_at: float = field(default_factory=time.time)
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        return self.provisioner.capabilities
 
     @property
     def profile(self) -> str:
@@ -101,16 +117,55 @@ class ConformanceSession:
                 self.target.stop()
 
 
-def open_session(config: RunConfig, target: Target, check: Check) -> ConformanceSession:
-    seed = config.seed if config.seed is not None else secrets.randbits(32)
+def transport_settings(config: RunConfig) -> TransportSettings:
+    """Loopback reference runs are unthrottled; a deployment gets the conservative defaults."""
+    external = not config.embedded
+    return TransportSettings(
+        request_timeout=config.request_timeout,
+        max_requests=config.max_requests or (EXTERNAL_MAX_REQUESTS if external else None),
+        rate_limit=config.rate_limit or (EXTERNAL_RATE_LIMIT if external else None),
+        verify=config.ca_bundle or True,
+    )
+
+
+def make_provisioner(config: RunConfig, context: ProvisionerContext) -> Provisioner:
+    if config.provisioner == "control":
+        return ControlProvisioner.from_context(context)
+    if config.provisioner == "public-api":
+        return PublicApiProvisioner.from_context(context)
+    module_name, _, factory_name = config.provisioner.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"--provisioner {config.provisioner!r} cannot be loaded: {exc}") from None
+    provisioner = factory(context)
+    missing = [m for m in ("create", "observe", "advance") if not callable(getattr(provisioner, m, None))]
+    if missing:
+        raise ConfigError(f"--provisioner {config.provisioner!r} lacks {', '.join(missing)}")
+    return cast(Provisioner, provisioner)
+
+
+def open_session(
+    config: RunConfig, target: Target, check: Check, *, seed: int | None = None, run_marker: str | None = None
+) -> ConformanceSession:
+    if seed is None:
+        seed = config.seed if config.seed is not None else secrets.randbits(32)
     # Lower-case letters and digits only, so the marker survives any id alphabet a server allows.
-    run_marker = "bcz" + secrets.token_hex(4)
+    run_marker = run_marker or "bcz" + secrets.token_hex(4)
     for name, token in target.tokens.items():
         REDACTOR.add(token, f"token-{name.lower()}")
-    transport = Transport(TransportSettings(request_timeout=config.request_timeout))
+    transport = Transport(transport_settings(config))
     ledger = Ledger()
     checks = ResponseChecks(check)
-    provisioner = ControlProvisioner(transport, target.control_url, target.tokens, ledger)
+    context = ProvisionerContext(
+        api_url=target.api_url,
+        control_url=target.control_url,
+        tokens=target.tokens,
+        transport=transport,
+        settle_timeout=config.settle_timeout,
+        run_marker=run_marker,
+    )
+    provisioner = RecordingProvisioner(make_provisioner(config, context), ledger)
     api = CancelApi(transport, target.api_url, target.tokens, ledger, checks, run_marker)
     return ConformanceSession(
         config=config,
@@ -130,24 +185,38 @@ def shared_check() -> Check:
     return Check(RECORDER)
 
 
-def preflight(session: ConformanceSession) -> None:
-    """Fail fast, in one line, when the target cannot be tested as configured."""
+def preflight(session: ConformanceSession) -> Capabilities:
+    """Fail fast, in one line, when the target cannot be tested as configured; find the hooks."""
     api = session.api
     probe_id = session.unknown_id()
-    anonymous = api.cancel(probe_id, credentials=api.raw_credentials({}), label="preflight: reachability")
+    anonymous = api.cancel(
+        probe_id, credentials=api.raw_credentials({}), label="preflight: reachability", allow_no_response=True
+    )
     if anonymous.response is None:
         what = "timed out" if anonymous.timed_out else anonymous.transport_error
         raise PreflightError(f"cannot reach the API at {session.target.api_url}: {what}")
+    if anonymous.status == 503:
+        raise PreflightError(f"the API at {session.target.api_url} keeps answering 503 (unavailable)")
     for tenant, flag in (("A", "--token"), ("B", "--other-token")):
-        probe = api.cancel(probe_id, credentials=api.as_tenant(tenant), label=f"preflight: token {tenant}")
-        if probe.status == 401:
-            raise PreflightError(f"the target rejected the {flag} token (401)")
+        probe = api.cancel(
+            probe_id, credentials=api.as_tenant(tenant), label=f"preflight: token {tenant}", allow_no_response=True
+        )
         if probe.response is None:
             raise PreflightError(f"the API at {session.target.api_url} stopped answering during preflight")
+        if probe.status == 401:
+            raise PreflightError(f"the target rejected the {flag} token (401)")
     try:
-        build = session.provision("waiting", "A")
-        seen_by_other = session.observe(build.build_id, "B")
+        capabilities = session.provisioner.probe_capabilities()
     except Exception as exc:
-        raise PreflightError(f"the control API at {session.target.control_url} is not usable: {exc}") from None
-    if seen_by_other is not None:
-        raise PreflightError("--token and --other-token belong to the same tenant (B can observe A's build)")
+        raise PreflightError(f"the provisioner ({session.config.provisioner}) is not usable: {exc}") from None
+    if not capabilities.statuses:
+        reasons = "; ".join(sorted(set(capabilities.reasons.values())))[:300]
+        raise PreflightError(f"the provisioner ({session.config.provisioner}) could not create any build: {reasons}")
+    if session.profile == "certify" and not capabilities.complete:
+        missing = ", ".join(sorted(capabilities.reasons))
+        raise PreflightError(f"a certify run needs every provisioning hook; missing: {missing}")
+    if capabilities.observe:
+        mine = next(b for b in session.ledger.builds if b.tenant == "A")
+        if session.observe(mine.build_id, "B") is not None:
+            raise PreflightError("--token and --other-token belong to the same tenant (B can observe A's build)")
+    return capabilities

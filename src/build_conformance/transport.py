@@ -220,7 +220,8 @@ class Transport:
             attempt += 1
             exchange = self._send_once(method, origin, target, header_list, body, label)
             exchange.attempts = attempt
-            retryable = exchange.transport_error is not None or (
+            # 429 asks to slow down and 503 says "unavailable": both are the contract's retry signals.
+            retryable = exchange.transport_error is not None or exchange.status == 429 or (
                 retry_unavailable and exchange.status == 503
             )
             if exchange.timed_out and attempt == 1:

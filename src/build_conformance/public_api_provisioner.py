@@ -1,0 +1,96 @@
+"""Provisioning through the platform's public API, for deployments without control hooks.
+
+`POST /v1/templates/builds` starts a real build from a definition and `GET
+/v1/templates/builds/{build_id}` observes it (api-reference-facts.md, sdk-contract-facts.md §1).
+Only some statuses are reachable that way: a slow definition stays `building`, a failing one ends
+`error`, a trivial one ends `ready`. A `waiting` build cannot be held, no scheduler can be driven,
+and a `cancelled` one would need the endpoint under test itself — those are `CapabilityMissing`,
+so the requirements needing them are reported `not-run`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from .provisioner import (
+    CapabilityMissing,
+    ProvisionedBuild,
+    ProvisionerContext,
+    ProvisioningError,
+    Snapshot,
+    poll,
+)
+from .transport import Exchange, Transport, bearer, join_target
+
+START_PATH = "/v1/templates/builds"
+STATUS_PATH = "/v1/templates/builds/{}"
+
+# Build definitions (CreateTemplateRequest) that drive a real builder into each reachable status.
+DEFINITIONS: dict[str, dict[str, Any]] = {
+    "building": {"dockerfile": "FROM alpine:3.20\nRUN sleep 86400\n", "skip_cache": True},
+    "error": {"dockerfile": "FROM alpine:3.20\nRUN exit 1\n", "skip_cache": True},
+    "ready": {"dockerfile": "FROM alpine:3.20\n"},
+}
+
+
+class PublicApiProvisioner:
+    def __init__(self, transport: Transport, api_url: str, tokens: dict[str, str], settle_timeout: float,
+                 run_marker: str) -> None:
+        self._transport = transport
+        self._api_url = api_url.rstrip("/")
+        self._tokens = tokens
+        self._settle_timeout = settle_timeout
+        self._run_marker = run_marker
+
+    @classmethod
+    def from_context(cls, context: ProvisionerContext) -> PublicApiProvisioner:
+        return cls(context.transport, context.api_url, context.tokens, context.settle_timeout, context.run_marker)
+
+    def _send(self, method: str, path: str, tenant: str, payload: Any = None) -> Exchange:
+        headers = bearer(self._tokens[tenant])
+        body = b""
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(payload).encode()
+        exchange = self._transport.send(
+            method, self._api_url, join_target(self._api_url, path), headers=headers, body=body,
+            label=f"public API {method} {path}",
+        )
+        if exchange.response is None:
+            raise ProvisioningError(f"public API unreachable: {exchange.describe()}")
+        return exchange
+
+    def create(self, status: str, tenant: str = "A") -> ProvisionedBuild:
+        definition = DEFINITIONS.get(status)
+        if definition is None:
+            raise CapabilityMissing(f"the public API cannot hold a build in status {status!r}")
+        # The name carries the run marker, so an operator can tell the suite's builds apart.
+        payload = {"name": f"conformance-{self._run_marker}-{status}", **definition}
+        exchange = self._send("POST", START_PATH, tenant, payload)
+        body = exchange.json_or_none()
+        build = body.get("build", body) if isinstance(body, dict) else None
+        if exchange.status not in (200, 201, 202) or not isinstance(build, dict) or not isinstance(
+            build.get("build_id"), str
+        ):
+            raise ProvisioningError(f"the public API did not start a build: {exchange.describe()}")
+        build_id = build["build_id"]
+        snapshot, reached = poll(lambda: self.observe(build_id, tenant), lambda s: s.status == status,
+                                 self._settle_timeout)
+        if not reached:
+            seen = snapshot.status if snapshot else "nothing"
+            raise ProvisioningError(f"the started build did not reach {status!r} in time (saw {seen!r})")
+        template_id = snapshot.build.get("template_id") if snapshot else None
+        return ProvisionedBuild(build_id, tenant, status, template_id if isinstance(template_id, str) else None)
+
+    def observe(self, build_id: str, tenant: str = "A") -> Snapshot | None:
+        exchange = self._send("GET", STATUS_PATH.format(quote(build_id, safe="")), tenant)
+        if exchange.status == 404:
+            return None
+        if exchange.status != 200:
+            raise ProvisioningError(f"the public API could not show the build: {exchange.describe()}")
+        return Snapshot.from_body(exchange.json_or_none(), exchange)
+
+    def advance(self, build_id: str, tenant: str = "A") -> None:
+        raise CapabilityMissing("the public API has no scheduler hook")
