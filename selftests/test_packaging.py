@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_wheel_bundles_schemas_suite_and_catalogue(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(ROOT)],
         capture_output=True,
         text=True,
     )
@@ -23,6 +24,7 @@ def test_wheel_bundles_schemas_suite_and_catalogue(tmp_path: Path) -> None:
         assert f"build_conformance/_bundled/schemas/{schema.relative_to(ROOT / 'schemas').as_posix()}" in names
     for test in (ROOT / "tests").glob("test_*.py"):
         assert f"build_conformance/_bundled/tests/{test.name}" in names
+    assert "build_conformance/_bundled/tests/.conformance-suite" in names
     for data in ("catalogue.json", "suite-pytest.ini"):
         assert f"build_conformance/{data}" in names
     assert not any(n.startswith(("selftests/", "build_conformance/_bundled/selftests")) for n in names)

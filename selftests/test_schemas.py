@@ -132,12 +132,12 @@ def valid(doc: object, schema: str = contract.SNAPSHOT) -> bool:
 
 def test_every_schema_file_is_registered_under_its_id() -> None:
     on_disk = {p.name for p in resources.schemas_dir().glob("*.schema.json")}
-    assert on_disk == set(contract.SCHEMA_FILES)
+    assert on_disk == set(contract.SCHEMA_FILES) | set(contract.TOOL_SCHEMA_FILES)
     for name in contract.SCHEMA_FILES:
         assert contract.schema(name)["$id"] == contract.BASE_URI + name
 
 
-@pytest.mark.parametrize("name", contract.SCHEMA_FILES)
+@pytest.mark.parametrize("name", contract.SCHEMA_FILES + contract.TOOL_SCHEMA_FILES)
 def test_every_schema_is_valid_draft_2020_12(name: str) -> None:
     schema = contract.schema(name)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"

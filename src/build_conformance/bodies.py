@@ -75,7 +75,7 @@ SPECIAL_REASONS: tuple[tuple[str, str], ...] = (
     ("1000 mixed characters", ("a\u0301𝄞é中\u200f" * 200)[:MAX_REASON]),
 )
 
-REASON_ALPHABET = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+REASON_ALPHABET = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 
 
 def reasons(max_size: int = MAX_REASON) -> st.SearchStrategy[str]:

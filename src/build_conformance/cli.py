@@ -1,4 +1,4 @@
-"""`build-conformance`: a thin wrapper over pytest and the reference server."""
+"""`build-conformance`: a thin wrapper over pytest, the reference server and the reports."""
 
 from __future__ import annotations
 
@@ -100,6 +100,23 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_selfcheck(args: argparse.Namespace) -> int:
+    from .selfcheck import RunOutcome, selfcheck
+
+    def progress(outcome: RunOutcome) -> None:
+        mark = "clean" if outcome.name == "clean" else ("caught" if outcome.caught else "MISSED")
+        print(f"  {mark:<7} {outcome.name}", file=sys.stderr, flush=True)
+
+    faults = [f for spec in args.fault or [] for f in spec.split(",") if f] or None
+    try:
+        report = selfcheck(faults, jobs=args.jobs, report_root=args.report_dir, progress=progress)
+    except (ValueError, RuntimeError) as exc:
+        print(f"build-conformance selfcheck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(report.table())
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="build-conformance",
@@ -115,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--fault", action="append", help="switch on a named fault (repeatable)")
     srv.add_argument("--api-prefix", default="", help="path prefix of the API, e.g. /api")
     srv.add_argument("--control-prefix", default="/_control", help="path of the control API")
+    chk = sub.add_parser("selfcheck", help="run the suite against the clean reference server and every fault")
+    chk.add_argument("--fault", action="append", help="only these faults (repeatable)")
+    chk.add_argument("--jobs", type=int, default=None, help="runs at once (default: twice the cores)")
+    chk.add_argument("--report-dir", type=Path, default=None, help="keep each run's results here")
+    from .reporting.commands import add_report_commands
+
+    add_report_commands(sub)
+    cert = sub.add_parser("certify", help="run the certify profile into a bundle: results, reports, manifest")
+    cert.add_argument("--bundle", type=Path, help="bundle directory (default: reports/certification-<UTC time>)")
+    _add_run_options(cert)
     return parser
 
 
@@ -129,6 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_suite(args)
     if args.command == "serve":
         return serve(args)
+    if args.command == "selfcheck":
+        return run_selfcheck(args)
+    if args.command in ("report", "diff", "certify", "verify"):
+        from .reporting import commands
+
+        handlers = {"report": commands.report, "diff": commands.diff}
+        handlers.update(certify=commands.certify, verify=commands.verify)
+        return handlers[args.command](args)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 

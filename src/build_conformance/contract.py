@@ -61,6 +61,9 @@ COMPONENTS: Final[Mapping[str, str]] = {
     CANCEL_REQUEST: "CancelTemplateBuildRequest",
 }
 SCHEMA_FILES: Final[tuple[str, ...]] = tuple(COMPONENTS)
+# Schemas of the suite's own files (its report and its configuration), not of the API contract:
+# they live beside the contract but are neither components of the OpenAPI document nor digested.
+TOOL_SCHEMA_FILES: Final[tuple[str, ...]] = ("results.schema.json", "config.schema.json")
 
 _DATE_TIME_LOCATION: Final = f"{COMMON}#/$defs/date-time/"
 

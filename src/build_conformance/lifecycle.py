@@ -16,21 +16,20 @@ Every judgement is a `Finding` (requirement, passed, message) that the caller re
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .checker import Check
 from .provisioner import TERMINAL, Snapshot
 from .side_effects import build_changes
+from .transport import Exchange
 
 CLOCK_SKEW = timedelta(seconds=5)  # STATE-05: how far in the future cancel_requested_at may lie
 DURATION_TOLERANCE_MS = 1000  # STATE-06
 
 INVARIANT_IDS = ("STATE-05", "STATE-06", "STATE-08")
 
-CANCEL_FACTS = ("cancel_requested_at", "cancel_requested_by", "cancellation_reason")
-# Fields a terminal ready/error build keeps through a no-op cancel (STATE-03 names them explicitly).
-FAILURE_FIELDS = ("error", "error_detail", "failure_phase")
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,38 @@ class Finding:
     message: str
     expected: Any = None
     received: Any = None
+
+
+def record(
+    check: Check,
+    findings: Iterable[Finding],
+    *,
+    exchange: Exchange | None = None,
+    where: str = "",
+    only: Iterable[str] | None = None,
+) -> bool:
+    """Record each finding (those of `only`'s requirements, when given); True when all passed."""
+    wanted = None if only is None else frozenset(only)
+    passed = True
+    for finding in findings:
+        if wanted is not None and finding.requirement not in wanted:
+            continue
+        passed &= check.that(
+            finding.requirement,
+            finding.passed,
+            f"{where}: {finding.message}" if where else finding.message,
+            exchange=exchange,
+            expected=finding.expected,
+            received=finding.received,
+        )
+    return passed
+
+
+def response_build(exchange: Exchange) -> dict[str, Any] | None:
+    """The `build` object of a cancel response, when the response carries one."""
+    body = exchange.json_or_none()
+    build = body.get("build") if isinstance(body, dict) else None
+    return build if isinstance(build, dict) else None
 
 
 def instant(value: Any) -> datetime | None:
@@ -175,9 +206,7 @@ class CancelFacts:
     def differences(self, other: CancelFacts) -> list[str]:
         """How `other` differs; instants are compared as moments, an absent reason equals an empty one."""
         found = []
-        mine, theirs = instant(self.requested_at), instant(other.requested_at)
-        same_moment = mine == theirs if mine is not None and theirs is not None else self.requested_at == other.requested_at
-        if not same_moment:
+        if not same_instant(self.requested_at, other.requested_at):
             found.append(f"cancel_requested_at {self.requested_at!r} -> {other.requested_at!r}")
         if self.requested_by != other.requested_by:
             found.append(f"cancel_requested_by {self.requested_by!r} -> {other.requested_by!r}")
@@ -208,7 +237,8 @@ def mismatch(sent: str, recorded: Any) -> str:
     """Where a recorded reason first departs from the sent one, in code points."""
     if not isinstance(recorded, str):
         return f"recorded as {_short(recorded)}"
-    index = next((i for i, (a, b) in enumerate(zip(sent, recorded, strict=False)) if a != b), min(len(sent), len(recorded)))
+    pairs = enumerate(zip(sent, recorded, strict=False))
+    index = next((i for i, (a, b) in pairs if a != b), min(len(sent), len(recorded)))
     return (
         f"recorded differently: {len(recorded)} characters, first difference at index {index} "
         f"(sent {sent[index:index + 3]!r}, recorded {recorded[index:index + 3]!r})"
@@ -260,36 +290,40 @@ class BuildModel:
 
     build_id: str
     status: str
-    template_id: str | None = None
     pending: bool = False
     cancelled_through_api: bool = False
     never_starts: bool = False  # cancelled while waiting: must never get started_at
     facts: CancelFacts | None = None
     terminal: dict[str, Any] | None = None
-    cancelled_entries: int | None = None
-    history: list[str] = field(default_factory=list)
+    # The log of the terminal build as first observed, and whether a no-op cancel was sent since.
+    terminal_entries: tuple[int, int] | None = None  # (entries, of which kind cancelled)
+    noop_since_terminal: bool = False
 
     @property
     def origin(self) -> str:
         """The requirement owning this build's cancellation: waiting → STATE-01, building → STATE-02."""
         return "STATE-01" if self.never_starts else "STATE-02"
 
-    def allowed_statuses(self) -> frozenset[str]:
-        if self.pending:
-            return frozenset({self.status, "cancelled"})
-        return frozenset({self.status})
-
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL and not self.pending
 
+    def allowed_statuses(self) -> frozenset[str]:
+        return frozenset({self.status, "cancelled"}) if self.pending else frozenset({self.status})
+
+    def first_cancel(self) -> bool:
+        """Whether a cancel now would be the first effective one (the build is waiting or building)."""
+        return self.status in ("waiting", "building") and not self.pending
+
     def cancel_accepted(self, build: Mapping[str, Any]) -> None:
         """An owner's cancel answered 200 with `build`: the first effective cancel fixes the facts."""
-        if self.status in ("waiting", "building") and not self.pending:
+        if self.first_cancel():
             self.pending = True
             self.cancelled_through_api = True
             self.never_starts = self.status == "waiting"
             self.facts = CancelFacts.of(build)
+        elif self.is_terminal:
+            self.noop_since_terminal = self.terminal_entries is not None
         self.seen(build)
 
     def advanced(self) -> str | None:
@@ -299,19 +333,30 @@ class BuildModel:
         self.status = {"waiting": "building", "building": "ready"}[self.status]
         return self.status
 
-    def seen(self, build: Mapping[str, Any]) -> None:
+    def seen(self, build: Mapping[str, Any], entries: list[dict[str, Any]] | None = None) -> None:
         """Move the model along with a build the judgement accepted (a pending cancel that completed)."""
         status = build.get("status")
         if self.pending and status == "cancelled":
             self.pending = False
             self.status = "cancelled"
-        if self.status in TERMINAL and not self.pending and self.terminal is None and status == self.status:
+        if not self.is_terminal or status != self.status:
+            return
+        if self.terminal is None:
             self.terminal = dict(build)
-            if self.facts is None:
+            if self.facts is None and status == "cancelled":  # cancelled before the suite saw it
                 self.facts = CancelFacts.of(build)
+        if self.terminal_entries is None and entries is not None:
+            self.terminal_entries = (len(entries), count_kind(entries, "cancelled"))
 
-    def judge(self, build: Mapping[str, Any], *, cancel_response: bool, now: datetime | None = None) -> list[Finding]:
-        """Every rule of the documented lifecycle `build` is subject to, as findings.
+    def judge(
+        self,
+        build: Mapping[str, Any],
+        *,
+        cancel_response: bool,
+        entries: list[dict[str, Any]] | None = None,
+        now: datetime | None = None,
+    ) -> list[Finding]:
+        """Every rule of the documented lifecycle `build` (and its log, if given) is subject to.
 
         `cancel_response` marks the 200 body of an owner's cancel: on a terminal build STATE-03 owns the
         judgement (a no-op cancel); in an observation STATE-04 does (terminal is absorbing).
@@ -320,14 +365,11 @@ class BuildModel:
         status = build.get("status")
         terminal_rule = "STATE-03" if cancel_response else "STATE-04"
         allowed = self.allowed_statuses()
-        rules = []
-        if self.pending or self.cancelled_through_api:
-            rules.append(self.origin)
-        if self.is_terminal:
-            rules.append(terminal_rule)
-        for rule in dict.fromkeys(rules):
-            findings.append(Finding(rule, status in allowed, f"status {status!r} (the lifecycle allows {sorted(allowed)})",
-                                    expected=" or ".join(sorted(allowed)), received=status))
+        rules = ([self.origin] if self.cancelled_through_api else []) + ([terminal_rule] if self.is_terminal else [])
+        for rule in rules:
+            message = f"status {status!r}, the lifecycle allows {sorted(allowed)}"
+            findings.append(Finding(rule, status in allowed, message, expected=" or ".join(sorted(allowed)),
+                                    received=status))
         if self.cancelled_through_api:
             findings.append(Finding(self.origin, _present(build, "cancel_requested_at"),
                                     "cancel_requested_at is set once a cancel was accepted",
@@ -341,20 +383,41 @@ class BuildModel:
             findings.append(Finding("STATE-02", not promotable, "; ".join(promotable) or "cancelled, not promotable"))
         if self.facts is not None:
             differences = self.facts.differences(CancelFacts.of(build))
-            findings.append(Finding("IDEM-01", not differences,
-                                    "cancel facts changed: " + "; ".join(differences) if differences
-                                    else "cancel facts unchanged", received="; ".join(differences) or None))
+            findings.append(Finding("IDEM-01", not differences, "cancel facts changed: " + "; ".join(differences)
+                                    if differences else "cancel facts unchanged",
+                                    received="; ".join(differences) or None))
         if self.terminal is not None and status == self.status:
             changes = field_changes(self.terminal, build, ignore=("updated_at",))
-            findings.append(Finding(terminal_rule, not changes,
-                                    f"terminal {status} build changed: " + "; ".join(changes) if changes
-                                    else f"terminal {status} build unchanged", received="; ".join(changes) or None))
+            message = f"terminal {status} build changed: " + "; ".join(changes) if changes else "unchanged"
+            findings.append(Finding(terminal_rule, not changes, message, received="; ".join(changes) or None))
             if cancel_response:
-                same = same_instant(self.terminal.get("updated_at"), build.get("updated_at"))
-                findings.append(Finding("IDEM-03", same, "a no-op cancel leaves updated_at unchanged",
-                                        expected=self.terminal.get("updated_at"), received=build.get("updated_at")))
+                before, after = self.terminal.get("updated_at"), build.get("updated_at")
+                findings.append(Finding("IDEM-03", same_instant(before, after),
+                                        "a no-op cancel leaves updated_at unchanged", expected=before, received=after))
         if status in ("ready", "error") and not self.cancelled_through_api:
             findings.append(Finding(terminal_rule, not _present(build, "cancel_requested_at"),
                                     f"a {status} build carries no cancel_requested_at",
                                     expected="absent", received=build.get("cancel_requested_at")))
+        return findings + self._log_findings(entries)
+
+    def _log_findings(self, entries: list[dict[str, Any]] | None) -> list[Finding]:
+        """LOG-03 (one cancelled entry per API cancellation, none for a no-op) and IDEM-03 (no-ops append nothing)."""
+        if entries is None:
+            return []
+        cancelled = count_kind(entries, "cancelled")
+        findings = []
+        if self.cancelled_through_api:
+            limit = "at most 1 while pending" if self.pending else "exactly 1"
+            ok = cancelled <= 1 if self.pending else cancelled == 1
+            findings.append(Finding("LOG-03", ok, f"{cancelled} entries of kind cancelled ({limit} expected)",
+                                    expected=limit, received=cancelled))
+        if self.is_terminal and self.noop_since_terminal and self.terminal_entries is not None:
+            total, baseline = self.terminal_entries
+            if self.status in ("ready", "error"):
+                findings.append(Finding("LOG-03", cancelled == baseline,
+                                        f"no-op cancels of a {self.status} build left {cancelled - baseline} "
+                                        "cancelled entries", expected=baseline, received=cancelled))
+            findings.append(Finding("IDEM-03", len(entries) == total,
+                                    f"no-op cancels appended {len(entries) - total} log entries",
+                                    expected=total, received=len(entries)))
         return findings

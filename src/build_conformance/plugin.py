@@ -21,6 +21,7 @@ from .config import OPTIONS, PROFILES, ConfigError, RunConfig, resolve
 from .observations import CURRENT_TEST, RECORDER, Observation
 from .provisioner import Capabilities, CapabilityMissing, ProvisioningError
 from .redaction import redact
+from .reporting import write_reports
 from .results import EXIT_CODES, EXIT_USAGE, build_results, write_results
 from .session import ConformanceSession, PreflightError, Target, open_session, preflight, shared_check
 from .transport import RequestBudgetExceeded, TargetUnavailable
@@ -44,6 +45,8 @@ class PluginState:
     results_path: Path | None = None
     extra_requests: int = 0
     worker_ledgers: list[dict[str, Any]] = field(default_factory=list)
+    report_paths: list[Path] = field(default_factory=list)
+    report_error: str | None = None
 
 
 STATE_KEY = pytest.StashKey[PluginState]()
@@ -329,7 +332,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         schema_digests=contract.schema_digests(),
     )
     state.results = results
-    state.results_path = write_results(Path(state.config.report_dir), results)
+    report_dir = Path(state.config.report_dir)
+    state.results_path = write_results(report_dir, results)
+    try:
+        state.report_paths = write_reports(results, report_dir)
+    except Exception as exc:  # a rendering bug must not cost the verdict, which results.json holds
+        state.report_error = f"{type(exc).__name__}: {redact(str(exc))[:200]}"
     run.close()
     if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         session.exitstatus = EXIT_CODES[results["verdict"]]
@@ -354,6 +362,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             write(f"{r['status'].upper():<7} {r['id']} ({r['level']}): {first.get('message', '')[:160]}")
     write(f"seed {results['seed']} (replay with --seed {results['seed']})")
     write(f"results: {state.results_path}")
+    for path in state.report_paths:
+        write(f"report:  {path}")
+    if state.report_error:
+        write(f"reports could not be rendered: {state.report_error}")
     write(f"verdict: {results['verdict'].upper()}")
 
 

@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import base64
 import math
-import os
 import random
 import secrets
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from hypothesis import strategies as st
 
-from .api import fully_unquoted
+if TYPE_CHECKING:
+    from .session import ConformanceSession
 
 # --------------------------------------------------------------------------------------------------
 # Credentials
@@ -99,6 +99,15 @@ def _char_class(char: str) -> frozenset[str] | None:
     return None  # a separator or other literal
 
 
+def _common_prefix_length(samples: Sequence[str]) -> int:
+    length = 0
+    for chars in zip(*samples, strict=False):
+        if len(set(chars)) > 1:
+            break
+        length += 1
+    return length
+
+
 @dataclass(frozen=True)
 class IdShape:
     """What the target's ids look like, learned from ids it issued to this run.
@@ -118,7 +127,7 @@ class IdShape:
         # Characters seen per class anywhere a sample varies: the alphabet the target draws from.
         seen: dict[frozenset[str], set[str]] = {DIGITS: set(), LOWER: set(), UPPER: set()}
         # Samples of other lengths still share their common prefix (`bld_`, a date) with it.
-        fixed_prefix = len(os.path.commonprefix(list(samples))) if len(same_length) < len(samples) else 0
+        fixed_prefix = _common_prefix_length(samples) if len(same_length) < len(samples) else 0
         variable: list[bool] = []
         for i, char in enumerate(reference):
             column = {s[i] for s in same_length}
@@ -245,7 +254,8 @@ class SegmentProbe:
 
     @property
     def decoded(self) -> str:
-        return fully_unquoted(self.segment)
+        """The id a server sees after percent-decoding the segment once (RFC 3986)."""
+        return unquote(self.segment, errors="replace")
 
 
 def encode_id_char(build_id: str, index: int | None = None) -> str:
@@ -411,8 +421,11 @@ def _negative_path_operation() -> Any:
     document = contract.openapi_document()
     path, method = CANCEL_OPERATION
     operation = document["paths"][path][method.lower()]
+    # Only the path may vary: without a body or security scheme there is nothing else to negate.
     operation.pop("requestBody", None)
     operation.pop("security", None)
+    document.pop("security", None)
+    document.get("components", {}).pop("securitySchemes", None)
     for parameter in operation["parameters"]:
         if parameter.get("in") == "path" and parameter.get("name") == "build_id":
             parameter["schema"] = dict(NARROWED_ID_SCHEMA)
@@ -471,3 +484,62 @@ def revealed_fields(build: dict[str, Any], body: bytes, parsed: Any, sent: str) 
         if value in leaves or (len(value) >= SUBSTRING_MATCH_LENGTH and value in text):
             found.append(f"{field}={value!r}")
     return found
+
+
+# --------------------------------------------------------------------------------------------------
+# Confirmed unknown ids, learned from the target (needs the run: provisions and observes)
+
+SHAPE_SAMPLES = 3
+
+
+@dataclass(frozen=True)
+class UnknownId:
+    """A well-formed id confirmed to name no build either tenant can see.
+
+    `probe_of` is the owned build whose shape it copies when it cannot carry the run marker: pass it
+    to `CancelApi.cancel(..., probe_of=...)`.
+    """
+
+    build_id: str
+    probe_of: str | None
+
+
+_PLANS: dict[str, UnknownIdPlan] = {}
+
+
+def unknown_id_plan(session: ConformanceSession) -> tuple[UnknownIdPlan, str]:
+    """The run's plan for well-formed unknown ids, and an owned id it was learned from."""
+    owned = [b.build_id for b in session.ledger.builds]
+    while len(owned) < SHAPE_SAMPLES:
+        owned.append(session.provision("waiting").build_id)
+    plan = _PLANS.get(session.run_marker)
+    if plan is None:
+        plan = _PLANS[session.run_marker] = plan_unknown_ids(owned[:SHAPE_SAMPLES], session.run_marker)
+    return plan, owned[0]
+
+
+def well_formed_unknown_ids(session: ConformanceSession, count: int, label: str) -> list[UnknownId]:
+    """Up to `count` ids of the target's own shape that name no build of tenant A or B.
+
+    Empty when the shape leaves too little randomness for an unmarked id to be safely unknown.
+    """
+    plan, sample = unknown_id_plan(session)
+    if not plan.usable:
+        return []
+    rng = seeded_rng(session.seed, label)
+    owned = [b.build_id for b in session.ledger.builds]
+    confirmed: list[UnknownId] = []
+    for candidate in plan.candidates(rng, session.run_marker, count, exclude=owned):
+        if session.ledger.owns(candidate):
+            continue
+        if session.observe(candidate, "A") is None and session.observe(candidate, "B") is None:
+            confirmed.append(UnknownId(candidate, None if plan.marked else sample))
+    return confirmed
+
+
+def unknown_ids_not_run_reason(session: ConformanceSession) -> str:
+    plan, _ = unknown_id_plan(session)
+    return (
+        f"the target's ids (e.g. length {plan.shape.length}) leave {plan.shape.entropy_bits:.0f} bits of randomness "
+        f"and cannot carry the run marker: no well-formed id is safely unknown"
+    )

@@ -20,10 +20,11 @@ from .transport import Exchange
 
 ERROR_STATUSES_WITH_DOCUMENTED_BODY = frozenset({400, 401, 404, 422})
 
-# The documented families of codes per situation (sdk-contract-facts §2.6): a server may pick any
-# member of the family; the official client maps each to the same exception class.
+# The documented codes per situation (sdk-contract-facts §2.6, §4): a server may pick any code the
+# official client maps to the same exception class. `auth_failed` parses but becomes a generic
+# MachineError instead of AuthError, so only `unauthorized` fits a 401.
 EXPECTED_CODES = {
-    401: frozenset({"unauthorized", "auth_failed"}),
+    401: frozenset({"unauthorized"}),
     404: frozenset({"template_build_not_found", "not_found"}),
     400: frozenset({"invalid_request"}),
     422: frozenset({"invalid_request"}),

@@ -125,6 +125,8 @@ def build_results(
         "suite_version": suite_version(),
         "catalogue_version": catalogue.version,
         "catalogue_digest": catalogue.digest,
+        # Family titles travel with the results so reports render without the catalogue of the day.
+        "families": dict(catalogue.families),
         "schema_digests": schema_digests,
         "target": target,
         "configuration": configuration,

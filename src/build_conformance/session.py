@@ -90,6 +90,9 @@ class ConformanceSession:
                 database=None,
                 suppress_health_check=list(hypothesis.HealthCheck),
                 print_blob=True,
+                # The explain phase replays a failure under coverage tracing: slow against a network
+                # target, and the shrunk example plus the seed are what a server engineer needs.
+                phases=[phase for phase in hypothesis.Phase if phase is not hypothesis.Phase.explain],
             )(fn)
             return hypothesis.seed(self.seed)(configured)
 

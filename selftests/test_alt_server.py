@@ -1,0 +1,150 @@
+"""The conformance suite run against a second, independent conformant server (selftests/alt_server.py).
+
+Every requirement that fails or errors here is a false alarm of the suite (or a bug of the alternative
+server): the server makes different legitimate choices from the reference server on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from alt_server import AltServer, start_alt_server
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE_TIMEOUT = 1800
+
+
+@pytest.fixture
+def alt() -> Iterator[AltServer]:
+    server = start_alt_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _cancel_url(alt: AltServer, build_id: str) -> str:
+    return f"{alt.base_url}/v1/templates/builds/{build_id}/cancel"
+
+
+def _create(client: httpx.Client, alt: AltServer, status: str, token: str) -> str:
+    response = client.post(f"{alt.control_url}/builds", json={"status": status},
+                           headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"build_id"}
+    return str(response.json()["build_id"])
+
+
+def test_direct_auth_cancel_and_control_api(alt: AltServer) -> None:
+    token, other = alt.tokens
+    owner = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(timeout=10) as client:
+        build_id = _create(client, alt, "waiting", token)
+
+        anonymous = client.post(_cancel_url(alt, build_id))
+        assert anonymous.status_code == 401
+        assert anonymous.json()["code"] == "unauthorized"
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        assert anonymous.json()["request_id"] == anonymous.headers["x-request-id"]
+
+        foreign = client.post(_cancel_url(alt, build_id), headers={"Authorization": f"Bearer {other}"})
+        unknown = client.post(_cancel_url(alt, "00000000-0000-4000-8000-000000000000"), headers=owner)
+        assert foreign.status_code == unknown.status_code == 404
+        assert foreign.json()["code"] == unknown.json()["code"] == "not_found"
+        assert token not in foreign.text and other not in foreign.text
+
+        assert client.get(_cancel_url(alt, build_id), headers=owner).status_code == 404
+        assert client.post(f"{alt.control_url}/builds/{build_id}/advance", headers=owner).status_code == 200
+
+        # The scheme is case-insensitive; one percent-encoded unreserved character names the same build.
+        encoded = f"%{ord(build_id[0]):02X}{build_id[1:]}"
+        cancelled = client.post(_cancel_url(alt, encoded), json={"reason": "sup\u00e9rseded 𝄞"},
+                                headers={"Authorization": f"bearer {token}"})
+        assert cancelled.status_code == 200
+        build = cancelled.json()["build"]
+        assert build["build_id"] == build_id and build["status"] == "cancelled"
+        assert build["cancellation_reason"] == "sup\u00e9rseded 𝄞"
+        assert build["finished_at"].endswith("+00:00") and "duration_ms" in build
+        assert [e["kind"] for e in cancelled.json()["entries"]].count("cancelled") == 1
+
+        repeat = client.post(_cancel_url(alt, build_id), json={"reason": "other"}, headers=owner)
+        assert repeat.json()["build"] == build
+        assert repeat.json()["entries"] == cancelled.json()["entries"]
+
+        observed = client.get(f"{alt.control_url}/builds/{build_id}", headers=owner).json()
+        assert observed["build"] == build and observed["next_offset"] == observed["entries"][-1]["offset"] + 1
+        assert client.post(f"{alt.control_url}/builds/{build_id}/advance", headers=owner).status_code == 409
+        assert client.get(f"{alt.control_url}/builds/{build_id}", headers={"Authorization": f"Bearer {other}"}
+                          ).status_code == 404
+
+
+def test_direct_bodies(alt: AltServer) -> None:
+    token = alt.tokens[0]
+    owner = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(timeout=30) as client:
+        build_id = _create(client, alt, "building", token)
+        for content, content_type, status in [
+            (b"{", "application/json", 422),
+            (b'{"reason": 1}', "application/json", 422),
+            (b"[]", "application/json", 422),
+            (b"reason=x", "application/x-www-form-urlencoded", 415),
+            (b"x" * (3 * 1024 * 1024), "application/json", 413),
+        ]:
+            rejected = client.post(_cancel_url(alt, build_id), content=content,
+                                   headers={**owner, "Content-Type": content_type})
+            assert rejected.status_code == status, (content[:20], rejected.text)
+            assert rejected.json()["code"] == "invalid_request"
+        assert client.get(f"{alt.control_url}/builds/{build_id}", headers=owner).json()["build"]["status"] == "building"
+
+        reason = "r" * (1024 * 1024)
+        accepted = client.post(_cancel_url(alt, build_id), json={"reason": reason, "status": "ready"}, headers=owner)
+        assert accepted.status_code == 200
+        assert accepted.json()["build"]["cancellation_reason"] == reason
+        assert accepted.json()["build"]["status"] == "cancelled"
+
+
+def test_conformance_suite_finds_no_violation(alt: AltServer, tmp_path: Path) -> None:
+    # Only what this test sets configures the run: no BUILD_CONFORMANCE_* from the caller's environment.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUILD_CONFORMANCE_")}
+    env.update(
+        BUILD_CONFORMANCE_TOKEN=alt.tokens[0],
+        BUILD_CONFORMANCE_OTHER_TOKEN=alt.tokens[1],
+        # The suite of this checkout, whether or not a build-conformance is installed.
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p),
+    )
+    command = [
+        sys.executable, "-m", "pytest",
+        "-c", str(ROOT / "src" / "build_conformance" / "suite-pytest.ini"),
+        "--rootdir", str(ROOT / "tests"),
+        "-p", "build_conformance.plugin", "-p", "no:cacheprovider",
+        "-q", str(ROOT / "tests"),
+        "--base-url", alt.base_url,
+        "--control-url", alt.control_url,
+        "--report-dir", str(tmp_path),
+    ]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT)
+    results_path = tmp_path / "results.json"
+    output = f"{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    assert results_path.is_file(), f"no results.json (exit {run.returncode}):\n{output}"
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    offenders = []
+    for requirement in results["requirements"]:
+        if requirement["status"] in ("failed", "error"):
+            problems = requirement.get("failures") or requirement.get("errors") or [{}]
+            messages = "; ".join(str(p.get("message", ""))[:300] for p in problems[:3])
+            offenders.append(f"{requirement['id']} ({requirement['level']}, {requirement['status']}): {messages}")
+    assert results["verdict"] == "conformant" and not offenders, (
+        f"verdict {results['verdict']} (exit {run.returncode}); seed {results.get('seed')}\n"
+        + "\n".join(offenders)
+        + f"\n\n{run.stdout[-3000:]}"
+    )

@@ -1,0 +1,179 @@
+"""Request bodies: framing on the wire (bounded, never read past the limit) and the cancel body.
+
+A body above the limit is refused from its Content-Length alone, before a byte of it is read, so a
+10 MiB upload costs nothing; the connection then closes after a short, bounded "lingering" drain
+that lets the client finish sending and read the 413 instead of hitting a reset.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from email.message import Message
+from typing import Any
+
+from .errors import INVALID, ApiError
+from .messages import Request
+
+MAX_BODY = 64 * 1024
+# Unread bodies up to this size are drained to keep the connection alive; larger ones close it.
+DRAIN_LIMIT = 64 * 1024
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 32 * 1024 * 1024
+
+
+class RequestBody:
+    def __init__(self, rfile: io.BufferedIOBase, length: int, problem: ApiError | None = None) -> None:
+        self._rfile = rfile
+        self._length = length
+        self._consumed = 0
+        self._problem = problem
+
+    @classmethod
+    def from_headers(cls, rfile: io.BufferedIOBase, headers: Message) -> RequestBody:
+        if headers.get_all("Transfer-Encoding"):
+            # Chunked uploads are not needed by any client of this endpoint; refusing them keeps the
+            # framing (and the size limit) decidable from one header.
+            return cls(rfile, 0, ApiError(411, INVALID, "send the body with Content-Length", close=True))
+        values = {v.strip() for v in headers.get_all("Content-Length") or []}
+        if not values:
+            return cls(rfile, 0)
+        text = values.pop()
+        if values or not text.isdigit() or not text.isascii():
+            return cls(rfile, 0, ApiError(400, INVALID, "invalid Content-Length", close=True))
+        return cls(rfile, int(text))
+
+    @property
+    def declared_length(self) -> int:
+        return self._length
+
+    @property
+    def unread(self) -> int:
+        return self._length - self._consumed
+
+    def check_framing(self) -> None:
+        if self._problem is not None:
+            raise self._problem
+
+    def read(self, limit: int) -> bytes:
+        self.check_framing()
+        if self._length > limit:
+            raise ApiError(413, INVALID, f"request body larger than {limit} bytes", close=True, kind="too_large")
+        chunks = []
+        try:
+            while self.unread > 0:
+                chunk = self._rfile.read(self.unread)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                self._consumed += len(chunk)
+        except TimeoutError:
+            pass
+        if self.unread > 0:
+            self._problem = ApiError(400, INVALID, "request body shorter than its Content-Length", close=True)
+            raise self._problem
+        return b"".join(chunks)
+
+    def must_close(self) -> bool:
+        return self._problem is not None or self.unread > DRAIN_LIMIT
+
+    def discard(self) -> None:
+        """Read and drop what the handler left unread, so the next request on the connection parses."""
+        if self.unread > 0:
+            self.read(DRAIN_LIMIT)
+
+    def linger(self, connection: socket.socket) -> None:
+        """Drain (bounded in time and bytes) before closing, so the client reads the answer, not a reset."""
+        remaining = min(self.unread, LINGER_BYTES)
+        deadline = time.monotonic() + LINGER_SECONDS
+        try:
+            connection.settimeout(0.25)
+            while remaining > 0 and time.monotonic() < deadline:
+                chunk = self._rfile.read1(min(remaining, 256 * 1024))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except OSError:
+            pass
+
+
+# ------------------------------------------------------------------------------------ cancel body
+
+
+@dataclass(frozen=True)
+class CancelBody:
+    reason: str | None = None
+    fields: dict[str, Any] | None = None  # the body object as sent (only mass-assignment reads it)
+
+
+def _is_json_media_type(content_type: str, faults: frozenset[str]) -> bool:
+    if "json-charset-rejected" in faults:
+        return content_type.strip().lower() == "application/json"
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        return False
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def _rejected(message: str, kind: str, faults: frozenset[str], *, status: int = 400) -> ApiError:
+    code = "malformed_body" if "error-code-outside-enum" in faults else INVALID
+    return ApiError(status, code, message, kind=kind)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads(raw: bytes, faults: frozenset[str]) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        message = "request body is not valid JSON"
+        if "stack-trace-leak" in faults:
+            message += "\n" + "".join(traceback.format_exception(exc))
+        raise _rejected(message, "malformed", faults) from None
+
+
+def parse_cancel_body(request: Request, faults: frozenset[str]) -> CancelBody:
+    """The optional {"reason": string} body; anything else is refused before the build is touched."""
+    content_type = request.headers.get("Content-Type")
+    if request.body.declared_length == 0:
+        return CancelBody()
+    if content_type is not None and not _is_json_media_type(content_type, faults):
+        if "text-plain-accepted" not in faults:
+            raise ApiError(415, INVALID, "send the body as application/json", kind="media_type")
+        try:
+            value = json.loads(request.body.read(MAX_BODY))
+        except ValueError:
+            return CancelBody()
+        return _cancel_body(value, faults) if isinstance(value, dict) else CancelBody()
+    value = _loads(request.body.read(MAX_BODY), faults)
+    if not isinstance(value, dict):
+        raise _rejected("request body must be a JSON object", "not_object", faults)
+    if not value and "empty-object-rejected" in faults:
+        raise _rejected("request body has nothing to do", "empty_object", faults, status=422)
+    return _cancel_body(value, faults)
+
+
+def _cancel_body(value: dict[str, Any], faults: frozenset[str]) -> CancelBody:
+    reason = value.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        if "wrong-type-reason-accepted" not in faults:
+            raise _rejected("reason must be a string", "wrong_type", faults)
+        reason = json.dumps(reason, ensure_ascii=False)
+    if isinstance(reason, str):
+        try:
+            reason.encode("utf-8")
+        except UnicodeEncodeError:  # a lone \ud800 escape: not text, and not storable
+            raise _rejected("reason must be valid Unicode text", "wrong_type", faults) from None
+    return CancelBody(reason, value)
+

@@ -1,0 +1,174 @@
+"""Deliberate defects the reference server can switch on, to prove each check of the suite can fail.
+
+Each fault names the requirement IDs it violates. Two rules keep the declarations honest:
+
+- A fault breaks what it declares and nothing else: everything it does not touch stays conformant.
+- GEN-03 ("a rejected request has no side effect") is declared whenever the fault makes a request that
+  a requirement says must be rejected change a build, because the suite observes the build around
+  every such request and records GEN-03 with the requirement (``side_effects.expect_unchanged``).
+
+The contract schemas mirror the official client (date-time pattern, enums, required members), so
+whatever the client fails to parse is also a schema violation: no fault can break CLIENT-01 alone,
+and each fault that breaks it also declares the SHAPE/LOG/ERR requirement the schema reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    violates: tuple[str, ...]
+    description: str
+
+
+def _faults(*faults: Fault) -> dict[str, Fault]:
+    registry: dict[str, Fault] = {}
+    for fault in faults:
+        if fault.name in registry:
+            raise ValueError(f"duplicate fault {fault.name!r}")
+        registry[fault.name] = fault
+    return registry
+
+
+FAULTS: dict[str, Fault] = _faults(
+    # AUTH -------------------------------------------------------------------------------------
+    Fault("auth-missing-header-accepted", ("AUTH-01", "AUTH-04", "GEN-03"),
+          "a request without Authorization is served as tenant A (a 'default tenant' fallback), which "
+          "also answers 404 for unknown ids without credentials"),
+    Fault("auth-prefix-token-accepted", ("AUTH-02", "GEN-03"),
+          "tokens are compared by prefix: a truncated token, or one with characters appended, authenticates"),
+    Fault("auth-other-schemes-accepted", ("AUTH-03", "GEN-03"),
+          "Basic (token as user, password or whole credential), Token and a bare token authenticate"),
+    Fault("auth-x-api-key-accepted", ("AUTH-03", "GEN-03"),
+          "the token in X-API-Key authenticates when Authorization is absent"),
+    Fault("auth-lookup-before-auth", ("AUTH-04",),
+          "the build is looked up before authentication: an unknown id without credentials gets 404"),
+    Fault("tenant-leak-403", ("AUTH-05",),
+          "another tenant's build is answered 403 instead of 404, revealing that it exists"),
+    Fault("tenant-cancels-other", ("AUTH-05", "GEN-03"),
+          "ownership is not checked on cancel: tenant B cancels and reads tenant A's build"),
+    Fault("no-www-authenticate", ("AUTH-06",), "401 responses carry no WWW-Authenticate header"),
+    Fault("scheme-case-sensitive", ("AUTH-07",), "only the exact scheme 'Bearer' is accepted; 'bearer' gets 401"),
+    Fault("token-echo-in-error", ("AUTH-08",), "the 401 message quotes the credential that was presented"),
+    Fault("query-token-accepted", ("AUTH-09", "GEN-03"),
+          "?access_token= authenticates when no Authorization header is sent"),
+    # PATH -------------------------------------------------------------------------------------
+    Fault("unknown-id-410", ("PATH-01",),
+          "an unknown id is answered 410 Gone (with the not-found code) instead of 404"),
+    Fault("unknown-id-500", ("PATH-01", "GEN-01"),
+          "a well-formed unknown id raises inside the lookup and is answered 500"),
+    Fault("path-decoded-slash-500", ("PATH-02", "GEN-01"),
+          "an id whose percent-decoding contains '/' crashes the handler (500)"),
+    Fault("prefix-match-id", ("PATH-03", "GEN-03"),
+          "ids are matched by prefix: the id with a character appended or removed addresses the build"),
+    Fault("path-traversal-normalised", ("PATH-03", "GEN-03"),
+          "the decoded id is path-normalised, so x%2F..%2F<id> addresses <id>"),
+    Fault("no-percent-decoding", ("PATH-04",),
+          "the id segment is used without percent-decoding, so %41 does not address a build with A"),
+    Fault("get-cancels", ("PATH-05", "GEN-03"), "GET on the cancel path performs the cancel"),
+    Fault("query-param-breaks", ("PATH-06",), "any query parameter on a cancel is rejected with 400"),
+    Fault("no-allow-header", ("PATH-07",), "405 responses carry no Allow header"),
+    # BODY -------------------------------------------------------------------------------------
+    Fault("json-charset-rejected", ("BODY-01",),
+          "the Content-Type is compared exactly: application/json; charset=utf-8 gets 415"),
+    Fault("empty-object-rejected", ("BODY-01",), "an empty JSON object {} is refused with 422 ('nothing to do')"),
+    Fault("reason-truncated", ("BODY-02",), "the reason is stored truncated to 255 characters"),
+    Fault("reason-reencoded", ("BODY-02",), "the reason's UTF-8 bytes are stored as Latin-1 text (mojibake)"),
+    Fault("malformed-json-still-cancels", ("BODY-03", "GEN-03"),
+          "malformed JSON is answered 400, but only after the cancel was applied"),
+    Fault("wrong-type-reason-accepted", ("BODY-03", "GEN-03"),
+          "a reason of the wrong type is converted to text and the cancel proceeds"),
+    Fault("mass-assignment", ("BODY-04",),
+          "body fields that name build columns (status, finished_at, cancel_requested_by, ...) are written"),
+    Fault("huge-body-500", ("BODY-05", "GEN-01"), "a body above the size limit is answered 500"),
+    Fault("huge-body-hang", ("BODY-05", "GEN-02"),
+          "a body above the size limit stalls the handler for the hang duration before any answer"),
+    Fault("text-plain-accepted", ("BODY-06", "GEN-03"),
+          "the Content-Type is ignored: a text/plain or form-encoded body is accepted and the build cancelled"),
+    # IDEM -------------------------------------------------------------------------------------
+    Fault("overwrite-reason-on-repeat", ("IDEM-01", "IDEM-02"),
+          "a repeat cancel with another reason replaces the reason while cancellation is pending (concurrent "
+          "cancels are such repeats, so they disagree too)"),
+    Fault("check-then-act-race", ("IDEM-02",),
+          "cancel reads, pauses, then writes its facts unconditionally: concurrent cancels each apply and "
+          "disagree (the log entry is written once)"),
+    Fault("noop-bumps-updated-at", ("IDEM-03",),
+          "a repeat cancel while cancellation is pending bumps updated_at"),
+    # STATE ------------------------------------------------------------------------------------
+    Fault("waiting-cancel-still-starts", ("STATE-01", "STATE-04"),
+          "the scheduler (advance) starts a build cancelled while waiting, which is terminal"),
+    Fault("building-finishes-ready", ("STATE-02", "IDEM-02"),
+          "a pending cancellation completes the build as ready instead of cancelled (so concurrent cancels "
+          "do not end in a cancellation either)"),
+    Fault("terminal-cancel-409", ("STATE-03", "SHAPE-06"),
+          "cancelling a ready or error build, a successful no-op by the contract, is answered 409"),
+    Fault("ready-gets-cancel-fields", ("STATE-03", "STATE-04"),
+          "cancelling a ready or error build records cancel_requested_at/by on it"),
+    Fault("terminal-not-absorbing", ("STATE-04",),
+          "advance on a terminal build re-runs its finalisation, rewriting finished_at and updated_at"),
+    Fault("timestamps-reordered", ("STATE-05",),
+          "a cancelled waiting build gets a finished_at earlier than its cancel_requested_at"),
+    Fault("duration-from-queued", ("STATE-06",),
+          "duration_ms of a cancelled build is measured from queued_at instead of started_at"),
+    Fault("missing-cancel-requested-by", ("STATE-07",), "cancel_requested_by is never recorded"),
+    Fault("status-timestamp-mismatch", ("STATE-08",), "a cancelled waiting build gets no finished_at"),
+    # SHAPE ------------------------------------------------------------------------------------
+    Fault("text-content-type", ("SHAPE-01",), "successful cancels are labelled Content-Type: text/plain"),
+    Fault("next-offset-float", ("SHAPE-01",), "next_offset is written as a JSON float (3.0)"),
+    Fault("missing-required-field", ("SHAPE-02", "CLIENT-01"), "build.namespace_slug is left out"),
+    Fault("bad-enum", ("SHAPE-02", "CLIENT-01"), "build_backend is written 'BuildKit' / 'Native' (wrong case)"),
+    Fault("sdk-probe-missing-port", ("SHAPE-02", "CLIENT-01"),
+          "runtime_defaults.readiness is a tcp probe without its required port"),
+    Fault("dates-space-separator", ("SHAPE-03",),
+          "date-times use a space instead of 'T' (the client tolerates it; RFC 3339 does not)"),
+    Fault("dates-lowercase-z", ("SHAPE-03", "CLIENT-01"), "date-times end in a lower-case 'z'"),
+    Fault("nulls-for-unset", ("SHAPE-04",),
+          "unset optional strings (error, failure_phase, retry_of_build_id, original_build_id) are null"),
+    Fault("null-dates", ("SHAPE-04", "CLIENT-01"), "an unset retention_expires_at is sent as null"),
+    Fault("wrong-template-id", ("SHAPE-05",),
+          "for a build still waiting or building, the cancel response's template_id is the namespace's default"),
+    Fault("noop-cancel-202", ("SHAPE-06", "STATE-03"),
+          "a cancel that has nothing to do on a ready or error build is answered 202"),
+    # LOG --------------------------------------------------------------------------------------
+    Fault("entry-missing-kind", ("LOG-01", "CLIENT-01"), "log entries carry no kind"),
+    Fault("entry-build-id-mismatch", ("LOG-01",), "log entries carry the build's internal row id as build_id"),
+    Fault("offsets-not-increasing", ("LOG-02",), "entries are returned newest first"),
+    Fault("duplicate-cancelled-entries", ("LOG-03", "IDEM-02"),
+          "a cancel records a second cancelled entry (at request and again at completion), so a build "
+          "cancelled concurrently also shows two cancellations"),
+    Fault("bad-entry-optional-types", ("LOG-04",),
+          "the first entry carries step_index 0 and attempt as a string"),
+    # ERR --------------------------------------------------------------------------------------
+    Fault("error-code-outside-enum", ("ERR-01", "ERR-02"),
+          "a rejected body is answered with code 'malformed_body', which is not an ErrorResponseCode"),
+    Fault("nested-error-object", ("ERR-01",),
+          "400/422 bodies carry error as an object {message, code} instead of a string"),
+    Fault("non-json-401", ("ERR-01", "CLIENT-01"), "401 bodies are plain text"),
+    Fault("wrong-codes", ("ERR-02",), "404 for an unknown build carries code template_not_found"),
+    Fault("stack-trace-leak", ("ERR-03",), "a malformed-JSON 400 includes the parser's traceback"),
+    Fault("plain-405-body", ("ERR-04",), "405 bodies are plain text"),
+    Fault("request-id-mismatch", ("ERR-05",), "error bodies carry a request_id other than the x-request-id header"),
+    # GEN --------------------------------------------------------------------------------------
+    Fault("slow-cancel-hang", ("GEN-02",),
+          "a cancel of a building build waits synchronously for the executor's acknowledgement: every cancel "
+          "arriving within the hang duration (BUILD_CONFORMANCE_HANG_SECONDS, default 15 s) of the first "
+          "waits that long before answering"),
+    Fault("rejected-request-side-effect", ("GEN-03",),
+          "a body above the size limit is answered 413, but the cancel (without reason) was already applied"),
+)
+
+HANG_SECONDS_ENV = "BUILD_CONFORMANCE_HANG_SECONDS"
+DEFAULT_HANG_SECONDS = 15.0
+
+
+def resolve(names: Iterable[str]) -> frozenset[str]:
+    """The named faults as a set; any unknown name is a ValueError that lists the valid ones."""
+    chosen = frozenset(names)
+    unknown = sorted(chosen - FAULTS.keys())
+    if unknown:
+        raise ValueError(f"unknown fault(s) {', '.join(unknown)}; valid faults: {', '.join(sorted(FAULTS))}")
+    return chosen

@@ -1,0 +1,156 @@
+"""The reference server's lifecycle: storage, tenants, the HTTP thread and the completer thread."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable
+from types import TracebackType
+
+from .app import App, Settings
+from .auth import Tenant
+from .completer import Completer
+from .faults import DEFAULT_HANG_SECONDS, HANG_SECONDS_ENV, resolve
+from .store import Store
+from .wire import HTTPServer
+
+TENANT_NAMES = ("tenant-a", "tenant-b")
+
+
+def _prefix(value: str, what: str) -> str:
+    value = value.rstrip("/")
+    if value and not value.startswith("/"):
+        raise ValueError(f"{what} must start with '/' (got {value!r})")
+    return value
+
+
+def _hang_seconds() -> float:
+    text = os.environ.get(HANG_SECONDS_ENV)
+    if not text:
+        return DEFAULT_HANG_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"{HANG_SECONDS_ENV} must be a number of seconds (got {text!r})") from None
+    if seconds < 0:
+        raise ValueError(f"{HANG_SECONDS_ENV} must not be negative")
+    return seconds
+
+
+class ReferenceServer:
+    """A conformant (or, with faults, deliberately broken) implementation of the cancel endpoint.
+
+    Constructing it opens the store and binds the socket, so `api_url` and `tenants` are known;
+    `start()` serves in daemon threads; `stop()` shuts down. Usable as a context manager.
+    """
+
+    api_url: str
+    control_url: str
+    tenants: tuple[Tenant, Tenant]
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        db_path: str | None = None,
+        faults: Iterable[str] = (),
+        api_prefix: str = "",
+        control_prefix: str = "/_control",
+        cancel_completion_delay: float = 0.2,
+        tokens: tuple[str, str] | None = None,
+    ) -> None:
+        chosen = resolve(faults)
+        api_prefix = _prefix(api_prefix, "api_prefix")
+        control_prefix = _prefix(control_prefix, "control_prefix")
+        if api_prefix == control_prefix and api_prefix:
+            raise ValueError("api_prefix and control_prefix must differ")
+        if cancel_completion_delay < 0:
+            raise ValueError("cancel_completion_delay must not be negative")
+        if tokens is not None and (len(set(tokens)) != 2 or not all(tokens)):
+            raise ValueError("tokens must be two different non-empty strings")
+        self.faults = chosen
+        self._tempdir = None if db_path else tempfile.mkdtemp(prefix="build-conformance-reference-")
+        self._stop = threading.Event()
+        self._serving: threading.Thread | None = None
+        self._stopped = False
+        store = Store(db_path or os.path.join(self._tempdir or "", "state.sqlite3"), chosen)
+        known = tokens or tuple(store.tokens(TENANT_NAMES)[name] for name in TENANT_NAMES)
+        self.tenants = (Tenant(TENANT_NAMES[0], known[0]), Tenant(TENANT_NAMES[1], known[1]))
+        self._completer = Completer(store, cancel_completion_delay, self._stop, self._record_error)
+        settings = Settings(api_prefix, control_prefix, chosen, _hang_seconds())
+        app = App(store, self.tenants, settings, notify_completer=self._completer.notify, stop=self._stop)
+        self._httpd = HTTPServer((host, port), app)
+        bound_host, bound_port = str(self._httpd.server_address[0]), int(self._httpd.server_address[1])
+        url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+        origin = f"http://{url_host}:{bound_port}"
+        self.api_url = origin + api_prefix
+        self.control_url = origin + control_prefix
+
+    def _record_error(self, error: BaseException) -> None:
+        self._httpd.record_error(error)
+
+    @property
+    def internal_errors(self) -> list[BaseException]:
+        """Unexpected exceptions inside the server (answered 500): a conformant run has none."""
+        return list(self._httpd.internal_errors)
+
+    def start(self) -> ReferenceServer:
+        if self._serving is None and not self._stopped:
+            self._completer.start()
+            self._serving = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="reference-http", daemon=True
+            )
+            self._serving.start()
+        return self
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        if self._serving is not None:
+            self._httpd.shutdown()
+            self._serving.join(5)
+        self._httpd.server_close()
+        self._completer.join(5)
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+
+    def __enter__(self) -> ReferenceServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_reference_server(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    db_path: str | None = None,
+    faults: Iterable[str] = (),
+    api_prefix: str = "",
+    control_prefix: str = "/_control",
+    cancel_completion_delay: float = 0.2,
+    tokens: tuple[str, str] | None = None,
+) -> ReferenceServer:
+    """Start a reference server on loopback (port 0: any free port) and return it, already serving.
+
+    The hang of the slow-cancel-hang and huge-body-hang faults lasts BUILD_CONFORMANCE_HANG_SECONDS
+    (default 15 s, past the suite's default 10 s request timeout), read when the server starts.
+    """
+    return ReferenceServer(
+        host=host,
+        port=port,
+        db_path=db_path,
+        faults=faults,
+        api_prefix=api_prefix,
+        control_prefix=control_prefix,
+        cancel_completion_delay=cancel_completion_delay,
+        tokens=tokens,
+    ).start()

@@ -1,0 +1,447 @@
+"""Build state in sqlite3: tenants' tokens, builds, their log, and every transition of the lifecycle.
+
+Every write runs in a `BEGIN IMMEDIATE` transaction on its own connection, so writers are
+serialised by sqlite itself and the server needs no lock of its own. The effective cancel is a
+conditional UPDATE (`... AND cancel_requested_at IS NULL AND status IN (...)`) whose rowcount
+decides, inside the same transaction, whether the cancelled log entry is appended: however many
+requests race, exactly one of them applies the cancel and logs it.
+
+State-level faults (see faults.py) are applied here, where the real defects would live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .clock import now_ms, parse_rfc3339_ms
+from .fixtures import (
+    ACTIVE,
+    STATUSES,
+    NewEntry,
+    cancelled_entry,
+    new_build,
+    ready_details,
+    ready_entries,
+    start_entries,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenant_tokens (tenant TEXT PRIMARY KEY, token TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS builds (
+    build_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    template_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    status TEXT NOT NULL,
+    build_backend TEXT NOT NULL,
+    source_type TEXT NOT NULL,
+    canonical_ref TEXT NOT NULL,
+    namespace_slug TEXT NOT NULL,
+    visibility TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    queued_at INTEGER,
+    started_at INTEGER,
+    finished_at INTEGER,
+    duration_ms INTEGER,
+    cancel_requested_at INTEGER,
+    cancel_requested_by TEXT,
+    cancellation_reason TEXT,
+    details TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    build_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    extra TEXT NOT NULL,
+    PRIMARY KEY (build_id, seq)
+);
+"""
+
+_BUILD_COLUMNS = (
+    "rowid, build_id, tenant, template_id, name, tags, status, build_backend, source_type, canonical_ref, "
+    "namespace_slug, visibility, created_at, updated_at, queued_at, started_at, finished_at, duration_ms, "
+    "cancel_requested_at, cancel_requested_by, cancellation_reason, details"
+)
+
+_CANCELLABLE = "cancel_requested_at IS NULL AND status IN ('waiting', 'building')"
+
+# Body fields the mass-assignment fault writes straight into columns (a fixed list: never SQL from input).
+_ASSIGNABLE_TEXT = ("cancel_requested_by", "cancellation_reason")
+_ASSIGNABLE_TIMES = ("created_at", "updated_at", "queued_at", "started_at", "finished_at", "cancel_requested_at")
+
+# How long the check-then-act fault leaves between reading and writing: wide enough that
+# concurrent cancels all read before any of them writes.
+_RACE_WINDOW_S = 0.03
+
+
+@dataclass(frozen=True)
+class BuildRow:
+    row_id: int
+    build_id: str
+    tenant: str
+    template_id: str
+    name: str
+    tags: list[str]
+    status: str
+    build_backend: str
+    source_type: str
+    canonical_ref: str
+    namespace_slug: str
+    visibility: str
+    created_at: int
+    updated_at: int
+    queued_at: int | None
+    started_at: int | None
+    finished_at: int | None
+    duration_ms: int | None
+    cancel_requested_at: int | None
+    cancel_requested_by: str | None
+    cancellation_reason: str | None
+    details: dict[str, Any]
+
+    @property
+    def cancel_pending(self) -> bool:
+        return self.status in ACTIVE and self.cancel_requested_at is not None
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    seq: int
+    at: int
+    kind: str
+    level: str
+    message: str
+    extra: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    build: BuildRow
+    entries: list[EntryRow]
+    next_offset: int
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    caller: str  # the stable identity recorded as cancel_requested_by
+    reason: str | None = None
+    body_fields: Mapping[str, Any] | None = None  # the whole body object, read only by mass-assignment
+
+
+def _build_row(values: tuple[Any, ...]) -> BuildRow:
+    (row_id, build_id, tenant, template_id, name, tags, status, backend, source_type, ref, slug, visibility,
+     created, updated, queued, started, finished, duration, requested_at, requested_by, reason, details) = values
+    return BuildRow(
+        row_id, build_id, tenant, template_id, name, json.loads(tags), status, backend, source_type, ref, slug,
+        visibility, created, updated, queued, started, finished, duration, requested_at, requested_by, reason,
+        json.loads(details),
+    )
+
+
+class Store:
+    def __init__(self, path: str, faults: frozenset[str] = frozenset()) -> None:
+        self._path = path
+        self._faults = faults
+        self._write_lock = threading.Lock()
+        with contextlib.closing(self._connect()) as conn:
+            # WAL lets observations read while a cancel writes; the schema is idempotent for --db reuse.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    @contextlib.contextmanager
+    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        # Writers of this process queue on a lock instead of in sqlite's busy handler, whose
+        # backoff sleeps add up to a second under eight simultaneous cancels. Correctness does not
+        # rest on the lock: BEGIN IMMEDIATE and the conditional UPDATE hold across processes too.
+        lock = self._write_lock if mode == "IMMEDIATE" else contextlib.nullcontext()
+        with lock:
+            conn = self._connect()
+            try:
+                conn.execute(f"BEGIN {mode}")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+    # -------------------------------------------------------------------------------- tenants
+
+    def tokens(self, tenant_names: Iterable[str]) -> dict[str, str]:
+        """Each tenant's token: created on first use, then read back, so a --db file keeps them."""
+        with self._transaction() as conn:
+            known = dict(conn.execute("SELECT tenant, token FROM tenant_tokens").fetchall())
+            for name in tenant_names:
+                if name not in known:
+                    known[name] = f"rbs_{secrets.token_urlsafe(32)}"
+                    conn.execute("INSERT INTO tenant_tokens (tenant, token) VALUES (?, ?)", (name, known[name]))
+        return known
+
+    # -------------------------------------------------------------------------------- reads
+
+    def find(self, build_id: str, tenant: str | None) -> BuildRow | None:
+        """The build with exactly this id, owned by `tenant` (None: owned by anyone)."""
+        with contextlib.closing(self._connect()) as conn:
+            return self._find(conn, build_id, tenant)
+
+    def _find(self, conn: sqlite3.Connection, build_id: str, tenant: str | None) -> BuildRow | None:
+        if tenant is None:
+            values = conn.execute(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE build_id = ?", (build_id,)).fetchone()
+        else:
+            values = conn.execute(
+                f"SELECT {_BUILD_COLUMNS} FROM builds WHERE build_id = ? AND tenant = ?", (build_id, tenant)
+            ).fetchone()
+        return _build_row(values) if values else None
+
+    def find_by_prefix(self, build_id: str, tenant: str) -> BuildRow | None:
+        """prefix-match-id: the tenant's one build whose id and `build_id` are prefixes of each other."""
+        with contextlib.closing(self._connect()) as conn:
+            rows = conn.execute(
+                f"SELECT {_BUILD_COLUMNS} FROM builds WHERE tenant = ? AND "
+                "(substr(build_id, 1, length(?)) = ? OR substr(?, 1, length(build_id)) = build_id)",
+                (tenant, build_id, build_id, build_id),
+            ).fetchall()
+        return _build_row(rows[0]) if len(rows) == 1 else None
+
+    def snapshot(self, build_id: str, since: int = 0) -> Snapshot | None:
+        """The build and its entries from offset `since`, read in one transaction so they agree."""
+        with self._transaction("DEFERRED") as conn:
+            build = self._find(conn, build_id, None)
+            if build is None:
+                return None
+            rows = conn.execute(
+                "SELECT seq, at, kind, level, message, extra FROM entries WHERE build_id = ? ORDER BY seq",
+                (build_id,),
+            ).fetchall()
+        entries = [EntryRow(seq, at, kind, level, message, json.loads(extra))
+                   for seq, at, kind, level, message, extra in rows]
+        next_offset = entries[-1].seq + 1 if entries else 0
+        return Snapshot(build, [e for e in entries if e.seq >= since], next_offset)
+
+    # -------------------------------------------------------------------------------- writes
+
+    def create(self, tenant: str, status: str) -> str:
+        build = new_build(tenant, status, now_ms())
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO builds (build_id, tenant, template_id, name, tags, status, build_backend, source_type, "
+                "canonical_ref, namespace_slug, visibility, created_at, updated_at, queued_at, started_at, "
+                "finished_at, duration_ms, cancel_requested_at, cancel_requested_by, cancellation_reason, details) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (build.build_id, build.tenant, build.template_id, build.name, json.dumps(build.tags), build.status,
+                 build.build_backend, build.source_type, build.canonical_ref, build.namespace_slug,
+                 build.visibility, build.created_at, build.updated_at, build.queued_at, build.started_at,
+                 build.finished_at, build.duration_ms, build.cancel_requested_at, build.cancel_requested_by,
+                 build.cancellation_reason, json.dumps(build.details)),
+            )
+            self._append(conn, build.build_id, build.entries)
+        return build.build_id
+
+    def _append(self, conn: sqlite3.Connection, build_id: str, entries: Iterable[NewEntry]) -> None:
+        for entry in entries:
+            conn.execute(
+                "INSERT INTO entries (build_id, seq, at, kind, level, message, extra) VALUES "
+                "(?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM entries WHERE build_id = ?), ?, ?, ?, ?, ?)",
+                (build_id, build_id, entry.at, entry.kind, entry.level, entry.message, json.dumps(entry.extra)),
+            )
+
+    def _stored_reason(self, reason: str | None) -> str | None:
+        if reason is None:
+            return None
+        if "reason-reencoded" in self._faults:
+            reason = reason.encode("utf-8").decode("latin-1")
+        if "reason-truncated" in self._faults:
+            reason = reason[:255]
+        return reason
+
+    def cancel(self, build: BuildRow, request: CancelRequest) -> bool:
+        """Request cancellation of `build`; True only for the one call that applied it (first writer wins)."""
+        if "check-then-act-race" in self._faults:
+            return self._racy_cancel(build, request)
+        with self._transaction() as conn:
+            row = self._find(conn, build.build_id, build.tenant)
+            if row is None:
+                return False
+            now = max(now_ms(), row.updated_at)
+            effective = self._apply_cancel(conn, row, request, now)
+            if not effective:
+                self._noop_faults(conn, row, request, now)
+            if request.body_fields is not None and "mass-assignment" in self._faults:
+                self._mass_assign(conn, row.build_id, request.body_fields)
+        return effective
+
+    def _apply_cancel(
+        self, conn: sqlite3.Connection, row: BuildRow, request: CancelRequest, now: int, *, racy: bool = False
+    ) -> bool:
+        faults = self._faults
+        condition = "1 = 1" if racy else _CANCELLABLE
+        requested_by = None if "missing-cancel-requested-by" in faults else request.caller
+        reason = self._stored_reason(request.reason)
+        finishes_now = row.status == "waiting"
+        if finishes_now:
+            finished: int | None = now
+            if "timestamps-reordered" in faults:
+                finished = now - 1_500
+            if "status-timestamp-mismatch" in faults:
+                finished = None
+            duration = now - row.queued_at if "duration-from-queued" in faults and row.queued_at else None
+            cursor = conn.execute(
+                "UPDATE builds SET status = 'cancelled', cancel_requested_at = ?, cancel_requested_by = ?, "
+                "cancellation_reason = ?, finished_at = ?, duration_ms = ?, updated_at = ? "
+                f"WHERE build_id = ? AND tenant = ? AND {condition}",
+                (now, requested_by, reason, finished, duration, now, row.build_id, row.tenant),
+            )
+        else:
+            # A running build stays `building` until its executor stops (the completer, or advance).
+            cursor = conn.execute(
+                "UPDATE builds SET cancel_requested_at = ?, cancel_requested_by = ?, cancellation_reason = ?, "
+                f"updated_at = ? WHERE build_id = ? AND tenant = ? AND {condition}",
+                (now, requested_by, reason, now, row.build_id, row.tenant),
+            )
+        if cursor.rowcount != 1:
+            return False
+        if racy and conn.execute(
+            "SELECT 1 FROM entries WHERE build_id = ? AND kind = 'cancelled'", (row.build_id,)
+        ).fetchone():
+            return True  # check-then-act-race: the facts are overwritten, the log entry is written once
+        entries = [cancelled_entry(now, row.status)]
+        if "duplicate-cancelled-entries" in faults and finishes_now:
+            entries.append(NewEntry(now, "cancelled", "info", "build cancelled"))
+        self._append(conn, row.build_id, entries)
+        return True
+
+    def _noop_faults(self, conn: sqlite3.Connection, row: BuildRow, request: CancelRequest, now: int) -> None:
+        faults = self._faults
+        if row.cancel_pending:
+            reason = self._stored_reason(request.reason)
+            if "overwrite-reason-on-repeat" in faults and reason is not None and reason != row.cancellation_reason:
+                conn.execute("UPDATE builds SET cancellation_reason = ? WHERE build_id = ?", (reason, row.build_id))
+            if "noop-bumps-updated-at" in faults:
+                conn.execute("UPDATE builds SET updated_at = ? WHERE build_id = ?", (now, row.build_id))
+        elif row.status in ("ready", "error") and "ready-gets-cancel-fields" in faults:
+            conn.execute(
+                "UPDATE builds SET cancel_requested_at = ?, cancel_requested_by = ?, cancellation_reason = ? "
+                "WHERE build_id = ? AND cancel_requested_at IS NULL",
+                (now, request.caller, self._stored_reason(request.reason), row.build_id),
+            )
+
+    def _racy_cancel(self, build: BuildRow, request: CancelRequest) -> bool:
+        """check-then-act-race: decide on a stale read, then write without re-checking."""
+        row = self.find(build.build_id, build.tenant)
+        if row is None or row.status not in ACTIVE or row.cancel_requested_at is not None:
+            return False
+        time.sleep(_RACE_WINDOW_S)
+        with self._transaction() as conn:
+            return self._apply_cancel(conn, row, request, max(now_ms(), row.updated_at), racy=True)
+
+    def _mass_assign(self, conn: sqlite3.Connection, build_id: str, fields: Mapping[str, Any]) -> None:
+        assignments: dict[str, Any] = {}
+        if fields.get("status") in STATUSES:
+            assignments["status"] = fields["status"]
+        for name in _ASSIGNABLE_TEXT:
+            if isinstance(fields.get(name), str):
+                assignments[name] = fields[name]
+        for name in _ASSIGNABLE_TIMES:
+            value = fields.get(name)
+            stamp = parse_rfc3339_ms(value) if isinstance(value, str) else None
+            if stamp is not None:
+                assignments[name] = stamp
+        if assignments:
+            columns = ", ".join(f"{name} = ?" for name in assignments)
+            conn.execute(f"UPDATE builds SET {columns} WHERE build_id = ?", (*assignments.values(), build_id))
+
+    # ------------------------------------------------------------------------- the scheduler
+
+    def advance(self, build_id: str, tenant: str) -> bool:
+        """Move the build one step along its lifecycle (control API); False if the tenant has no such build."""
+        with self._transaction() as conn:
+            row = self._find(conn, build_id, tenant)
+            if row is None:
+                return False
+            now = max(now_ms(), row.updated_at, row.cancel_requested_at or 0)
+            # waiting-cancel-still-starts: the scheduler picks up a build cancelled while waiting.
+            restarts = row.status == "cancelled" and row.started_at is None and (
+                "waiting-cancel-still-starts" in self._faults
+            )
+            if (row.status == "waiting" and row.cancel_requested_at is None) or restarts:
+                conn.execute(
+                    "UPDATE builds SET status = 'building', started_at = ?, finished_at = NULL, duration_ms = NULL, "
+                    "updated_at = ?, details = ? WHERE build_id = ?",
+                    (now, now, json.dumps({**row.details, "cache_summary": {"layer_misses": 1}}), build_id),
+                )
+                self._append(conn, build_id, start_entries(now))
+            elif row.cancel_pending:
+                self._complete_cancellation(conn, row, now)
+            elif row.status == "building":
+                self._finish_ready(conn, row, now)
+            elif "terminal-not-absorbing" in self._faults:
+                duration = now - row.started_at if row.started_at is not None else row.duration_ms
+                conn.execute(
+                    "UPDATE builds SET finished_at = ?, duration_ms = ?, updated_at = ? WHERE build_id = ?",
+                    (now, duration, now, build_id),
+                )
+        return True
+
+    def _finish_ready(self, conn: sqlite3.Connection, row: BuildRow, now: int) -> None:
+        started = row.started_at if row.started_at is not None else now
+        conn.execute(
+            "UPDATE builds SET status = 'ready', finished_at = ?, duration_ms = ?, updated_at = ?, details = ? "
+            "WHERE build_id = ?",
+            (now, now - started, now, json.dumps({**row.details, **ready_details(now)}), row.build_id),
+        )
+        self._append(conn, row.build_id, ready_entries(now))
+
+    def _complete_cancellation(self, conn: sqlite3.Connection, row: BuildRow, now: int) -> None:
+        if "building-finishes-ready" in self._faults and row.status == "building":
+            self._finish_ready(conn, row, now)
+            return
+        origin = row.queued_at if "duration-from-queued" in self._faults else row.started_at
+        duration = now - origin if origin is not None else None
+        cursor = conn.execute(
+            "UPDATE builds SET status = 'cancelled', finished_at = ?, duration_ms = ?, updated_at = ? "
+            "WHERE build_id = ? AND status IN ('waiting', 'building') AND cancel_requested_at IS NOT NULL",
+            (now, duration, now, row.build_id),
+        )
+        if cursor.rowcount == 1 and "duplicate-cancelled-entries" in self._faults:
+            self._append(conn, row.build_id, [NewEntry(now, "cancelled", "info", "build cancelled")])
+
+    def complete_due(self, delay_ms: int) -> float | None:
+        """Complete pending cancellations older than `delay_ms`; seconds until the next one is due, if any."""
+        now = now_ms()
+        with contextlib.closing(self._connect()) as conn:
+            due = [bid for (bid,) in conn.execute(
+                "SELECT build_id FROM builds WHERE status = 'building' AND cancel_requested_at IS NOT NULL "
+                "AND cancel_requested_at <= ?", (now - delay_ms,))]
+        for build_id in due:
+            with self._transaction() as conn:
+                row = self._find(conn, build_id, None)
+                if row is not None and row.status == "building" and row.cancel_requested_at is not None:
+                    self._complete_cancellation(conn, row, max(now_ms(), row.updated_at))
+        with contextlib.closing(self._connect()) as conn:
+            (earliest,) = conn.execute(
+                "SELECT MIN(cancel_requested_at) FROM builds WHERE status = 'building' "
+                "AND cancel_requested_at IS NOT NULL"
+            ).fetchone()
+        if earliest is None:
+            return None
+        return max(0.0, (earliest + delay_ms - now_ms()) / 1000)

@@ -1,0 +1,217 @@
+"""AUTH-01..09: authentication and tenant isolation of the cancel endpoint.
+
+Every request that must be rejected is sent at a build this run provisioned, and the build is
+observed before and after (GEN-03 with the AUTH requirement). AUTH-06 (WWW-Authenticate on 401),
+AUTH-08 (no credential echoed) and ERR-02 (codes) are judged by the response checks on every
+response these tests provoke; the tests carry those IDs so each is observed on every kind of 401.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from build_conformance import probes
+from build_conformance.api import Credentials
+from build_conformance.checker import Check
+from build_conformance.probes import CredentialProbe
+from build_conformance.provisioner import STATUSES
+from build_conformance.session import ConformanceSession
+from build_conformance.side_effects import expect_unchanged
+from build_conformance.transport import Exchange
+
+ON_401 = ("AUTH-06", "AUTH-08", "ERR-02", "GEN-03")
+
+
+def answered(check: Check, requirements: str | tuple[str, ...], exchange: Exchange) -> bool:
+    """False (recorded as `error`) when the target gave no verdict: no response, or a persistent 503."""
+    if exchange.response is None or exchange.status == 503:
+        check.error(requirements, f"{exchange.label}: the target gave no answer to judge ({exchange.describe()})",
+                    exchange=exchange)
+        return False
+    return True
+
+
+def credentials_of(conformance: ConformanceSession, probe: CredentialProbe) -> Credentials:
+    return conformance.api.raw_credentials(dict(probe.headers), presented=probe.presented, query=probe.query)
+
+
+def error_code(exchange: Exchange) -> object:
+    body = exchange.json_or_none()
+    return body.get("code") if isinstance(body, dict) else None
+
+
+def expect_401_and_unchanged(
+    conformance: ConformanceSession, check: Check, requirement: str, credentials: Credentials, what: str
+) -> Exchange:
+    """Send `credentials` at a waiting build: 401, and the build exactly as before."""
+    build = conformance.provision("waiting")
+    before = conformance.observe(build.build_id)
+    exchange = conformance.api.cancel(build.build_id, credentials=credentials, template_id=build.template_id,
+                                      label=what)
+    after = conformance.observe(build.build_id)
+    if answered(check, requirement, exchange):
+        check.that(requirement, exchange.status == 401, f"{what}: answered {exchange.status}",
+                   exchange=exchange, expected=401, received=exchange.status)
+    expect_unchanged(check, requirement, before, after, exchange=exchange, what=what)
+    return exchange
+
+
+@pytest.mark.requirement("AUTH-01", *ON_401)
+def test_missing_authorization_header(conformance: ConformanceSession, check: Check) -> None:
+    api = conformance.api
+    expect_401_and_unchanged(conformance, check, "AUTH-01", api.raw_credentials({}), "a cancel without Authorization")
+
+
+@pytest.mark.requirement("AUTH-02", *ON_401)
+@pytest.mark.parametrize("form", ["random", "truncated", "extended"])
+def test_unknown_bearer_token(conformance: ConformanceSession, check: Check, form: str) -> None:
+    probe = {p.name: p for p in probes.unknown_bearer_tokens(conformance.target.tokens["A"])}[form]
+    expect_401_and_unchanged(conformance, check, "AUTH-02", credentials_of(conformance, probe),
+                             f"a cancel with an unknown Bearer token ({form})")
+
+
+@pytest.mark.requirement("AUTH-03", *ON_401)
+@pytest.mark.parametrize("form", [p.name for p in probes.other_credential_forms("x" * 16)])
+def test_credentials_in_another_form(conformance: ConformanceSession, check: Check, form: str) -> None:
+    probe = {p.name: p for p in probes.other_credential_forms(conformance.target.tokens["A"])}[form]
+    expect_401_and_unchanged(conformance, check, "AUTH-03", credentials_of(conformance, probe),
+                             f"a cancel with tenant A's token as {form}")
+
+
+@pytest.mark.requirement("AUTH-04", *ON_401)
+@pytest.mark.parametrize("presented", ["no credentials", "an unknown Bearer token"])
+def test_no_existence_oracle_without_credentials(conformance: ConformanceSession, check: Check, presented: str) -> None:
+    api = conformance.api
+    if presented == "no credentials":
+        credentials = api.raw_credentials({})
+    else:
+        credentials = credentials_of(conformance, probes.unknown_bearer_tokens(conformance.target.tokens["A"])[0])
+    unknown = probes.well_formed_unknown_ids(conformance, 1, f"AUTH-04 {presented}")
+    if unknown:
+        target_unknown = unknown[0]
+        unknown_exchange = api.cancel(target_unknown.build_id, credentials=credentials,
+                                      probe_of=target_unknown.probe_of,
+                                      label=f"cancel an id that does not exist with {presented}")
+    else:
+        unknown_exchange = api.cancel(conformance.unknown_id(), credentials=credentials,
+                                      label=f"cancel an unknown (marked) id with {presented}")
+    exchanges = [("an id that does not exist", unknown_exchange)]
+    for owner in ("A", "B"):
+        build = conformance.provision("waiting", owner)
+        before = conformance.observe(build.build_id, owner)
+        what = f"a cancel of tenant {owner}'s existing build with {presented}"
+        exchange = api.cancel(build.build_id, credentials=credentials, template_id=build.template_id, label=what)
+        expect_unchanged(check, "AUTH-04", before, conformance.observe(build.build_id, owner),
+                         exchange=exchange, what=what)
+        exchanges.append((f"tenant {owner}'s existing build", exchange))
+    for what, exchange in exchanges:
+        if answered(check, "AUTH-04", exchange):
+            check.that("AUTH-04", exchange.status == 401, f"{what} with {presented}: answered {exchange.status}",
+                       exchange=exchange, expected=401, received=exchange.status)
+    (_, reference), *others = exchanges
+    for what, exchange in others:
+        if reference.status == 401 and exchange.status == 401:
+            check.that(
+                "AUTH-04",
+                error_code(exchange) == error_code(reference),
+                f"the 401 for {what} carries the same code as for an id that does not exist",
+                exchange=exchange,
+                expected=error_code(reference),
+                received=error_code(exchange),
+            )
+
+
+@pytest.mark.requirement("AUTH-05", "AUTH-08", "ERR-02", "GEN-03")
+@pytest.mark.parametrize("status", STATUSES)
+def test_other_tenant_gets_not_found(conformance: ConformanceSession, check: Check, status: str) -> None:
+    api = conformance.api
+    build = conformance.provision(status, "A")
+    before = conformance.observe(build.build_id, "A")
+    as_b = api.as_tenant("B")
+    unknown = probes.well_formed_unknown_ids(conformance, 1, f"AUTH-05 {status}")
+    if unknown:
+        baseline = api.cancel(unknown[0].build_id, credentials=as_b, probe_of=unknown[0].probe_of,
+                              label="tenant B cancels an id that does not exist")
+    else:
+        baseline = api.cancel(conformance.unknown_id(), credentials=as_b,
+                              label="tenant B cancels an unknown (marked) id")
+    what = f"tenant B's cancel of tenant A's {status} build"
+    exchange = api.cancel(build.build_id, credentials=as_b, template_id=build.template_id, label=what)
+    after = conformance.observe(build.build_id, "A")
+    if answered(check, "AUTH-05", exchange):
+        check.that("AUTH-05", exchange.status == 404, f"{what}: answered {exchange.status}",
+                   exchange=exchange, expected=404, received=exchange.status)
+        if baseline.status == 404 and isinstance(error_code(baseline), str):
+            check.that(
+                "AUTH-05",
+                error_code(exchange) == error_code(baseline),
+                f"{what} carries the same code as an id that does not exist",
+                exchange=exchange,
+                expected=error_code(baseline),
+                received=error_code(exchange),
+            )
+        if before is not None and exchange.response is not None:
+            response = exchange.response
+            shown = response.body + b"\n" + "\n".join(f"{k}: {v}" for k, v in response.headers).encode("utf-8")
+            revealed = probes.revealed_fields(before.build, shown, exchange.json_or_none(), sent=build.build_id)
+            check.that(
+                "AUTH-05",
+                not revealed,
+                f"{what} reveals the build: {', '.join(revealed)}" if revealed else f"{what} reveals nothing",
+                exchange=exchange,
+                expected="none of the build's fields beyond the id sent",
+                received=", ".join(revealed) or None,
+            )
+    expect_unchanged(check, "AUTH-05", before, after, exchange=exchange, what=what)
+
+
+@pytest.mark.requirement("AUTH-07", "GEN-03")
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER"])
+def test_scheme_is_case_insensitive(conformance: ConformanceSession, check: Check, scheme: str) -> None:
+    api = conformance.api
+    build = conformance.provision("waiting")
+    before = conformance.observe(build.build_id)
+    what = f"a cancel with '{scheme} <token>'"
+    exchange = api.cancel(build.build_id, credentials=api.as_tenant("A", scheme=scheme),
+                          template_id=build.template_id, label=what)
+    if not answered(check, "AUTH-07", exchange):
+        return
+    check.that("AUTH-07", exchange.status == 200, f"{what}: answered {exchange.status}",
+               exchange=exchange, expected=200, received=exchange.status)
+    if exchange.status is not None and 400 <= exchange.status < 500:
+        expect_unchanged(check, "GEN-03", before, conformance.observe(build.build_id), exchange=exchange, what=what)
+
+
+@pytest.mark.requirement("AUTH-08", "AUTH-06", "ERR-02", "GEN-03")
+def test_no_credential_echo(conformance: ConformanceSession, check: Check) -> None:
+    """Long random credentials in every place a credential can be presented; the response checks
+    scan each response (body and headers) for every one of them."""
+    api = conformance.api
+    build = conformance.provision("waiting")
+    before = conformance.observe(build.build_id)
+    secret = probes.probe_secret()
+    forms = {
+        "Bearer": {"Authorization": f"Bearer {secret}"},
+        "Basic": {"Authorization": f"Basic {secret}"},
+        "X-API-Key": {"X-API-Key": secret},
+        "Cookie": {"Cookie": f"session={secret}"},
+    }
+    last = None
+    for name, headers in forms.items():
+        last = api.cancel(build.build_id, credentials=api.raw_credentials(headers, presented=(secret,)),
+                          template_id=build.template_id, label=f"cancel with a random credential in {name}")
+    expect_unchanged(check, "GEN-03", before, conformance.observe(build.build_id), exchange=last,
+                     what="cancels with random credentials")
+
+
+@pytest.mark.requirement("AUTH-09", *ON_401)
+def test_query_token_does_not_authenticate(conformance: ConformanceSession, check: Check) -> None:
+    api = conformance.api
+    token = conformance.target.tokens["A"]
+    encoded = quote(token, safe="")
+    credentials = api.raw_credentials({}, presented=tuple(dict.fromkeys((token, encoded))),
+                                      query=f"access_token={encoded}")
+    expect_401_and_unchanged(conformance, check, "AUTH-09", credentials,
+                             "a cancel with tenant A's token in ?access_token= and no Authorization header")

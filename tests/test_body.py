@@ -1,0 +1,351 @@
+"""BODY-01..06: the optional request body, the recorded reason, invalid, hostile and oversized bodies.
+
+Bodies come from `build_conformance.bodies`, which derives them from the request schema. Every
+rejection is followed by an observation of the build (GEN-03 and the family ID); every accepted
+reason is compared character for character in the response and in a later observation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hypothesis
+import pytest
+from hypothesis import strategies as st
+
+from build_conformance import bodies
+from build_conformance.bodies import Body
+from build_conformance.checker import Check, RequirementFailed
+from build_conformance.lifecycle import (
+    field_changes,
+    instant,
+    reason_findings,
+    record,
+    response_build,
+)
+from build_conformance.provisioner import TERMINAL, ProvisionedBuild, Snapshot
+from build_conformance.session import ConformanceSession
+from build_conformance.side_effects import build_changes, expect_unchanged
+from build_conformance.transport import Exchange
+
+JSON = "application/json"
+REJECTED_BODY = frozenset({400, 415, 422})
+OVERSIZE_ANSWERS = frozenset({200, 400, 413, 422})
+
+
+def _cancel(conformance: ConformanceSession, build: ProvisionedBuild, body: Body | bytes, *,
+            content_type: str | None = JSON, label: str, allow_no_response: bool = False) -> Exchange:
+    content = body.content if isinstance(body, Body) else body
+    return conformance.api.cancel(build.build_id, body=content, content_type=content_type,
+                                  template_id=build.template_id, label=label, allow_no_response=allow_no_response)
+
+
+def _settled(conformance: ConformanceSession, build: ProvisionedBuild) -> Snapshot | None:
+    snapshot, _ = conformance.settle(build.build_id, lambda s: s.status in TERMINAL)
+    return snapshot
+
+
+def _reason_recorded(check: Check, requirement: str, conformance: ConformanceSession, build: ProvisionedBuild,
+                     exchange: Exchange, sent: str | None, *, settle: bool) -> bool:
+    """The reason in the response, in an observation right after, and (if `settle`) once terminal."""
+    built = response_build(exchange)
+    ok = built is not None and record(check, [reason_findings(requirement, built, sent, "cancel response")],
+                                      exchange=exchange)
+    observations = [("observation", conformance.observe(build.build_id))]
+    if settle:
+        observations.append(("observation once terminal", _settled(conformance, build)))
+    for where, snapshot in observations:
+        if snapshot is None:
+            check.error(requirement, f"could not observe the build ({where})")
+            continue
+        ok &= record(check, [reason_findings(requirement, snapshot.build, sent, where)], exchange=snapshot.exchange)
+    return ok
+
+
+# ------------------------------------------------------------------------------------------------ BODY-01
+
+OPTIONAL_BODIES = [
+    pytest.param(b"", None, None, id="no body, no Content-Type"),
+    pytest.param(b"", JSON, None, id="no body, Content-Type application/json"),
+    pytest.param(b"{}", JSON, None, id="empty object"),
+    pytest.param(b"{}", "application/json; charset=utf-8", None, id="empty object, charset parameter"),
+    pytest.param(b'{"reason": "no longer needed"}', JSON, "no longer needed", id="reason"),
+]
+
+
+@pytest.mark.requirement("BODY-01", "BODY-02")
+@pytest.mark.parametrize("status", ["waiting", "building"])
+@pytest.mark.parametrize(("content", "content_type", "reason"), OPTIONAL_BODIES)
+def test_optional_body_is_accepted(conformance: ConformanceSession, check: Check, status: str, content: bytes,
+                                   content_type: str | None, reason: str | None) -> None:
+    build = conformance.provision(status)
+    exchange = _cancel(conformance, build, content, content_type=content_type, label=f"cancel {status} build")
+    check.require("BODY-01", exchange.status == 200, f"the cancel was answered {exchange.status}",
+                  exchange=exchange, expected=200, received=exchange.status)
+    _reason_recorded(check, "BODY-02", conformance, build, exchange, reason, settle=False)
+
+
+# ------------------------------------------------------------------------------------------------ BODY-02
+
+
+@pytest.mark.requirement("BODY-02")
+@pytest.mark.parametrize("escaped", [False, True], ids=["raw UTF-8", "u-escaped"])
+def test_special_reasons_recorded_exactly(conformance: ConformanceSession, check: Check, escaped: bool) -> None:
+    for what, reason in bodies.SPECIAL_REASONS:
+        build = conformance.provision("waiting")
+        exchange = _cancel(conformance, build, bodies.reason_body(reason, escaped=escaped), label=f"reason: {what}")
+        if check.that("BODY-02", exchange.status == 200, f"a cancel with a {what} reason was answered "
+                      f"{exchange.status}", exchange=exchange, expected=200, received=exchange.status):
+            _reason_recorded(check, "BODY-02", conformance, build, exchange, reason, settle=False)
+
+
+@pytest.mark.requirement("BODY-02")
+def test_generated_reasons_recorded_exactly(conformance: ConformanceSession, check: Check) -> None:
+    @conformance.property_settings(standard=20)
+    @hypothesis.given(body=bodies.reason_bodies(), status=st.sampled_from(["waiting", "building"]))
+    def reason_survives(body: Body, status: str) -> None:
+        build = conformance.provision(status)
+        exchange = _cancel(conformance, build, body, label=f"cancel {status} build with a generated reason")
+        accepted = check.that("BODY-02", exchange.status == 200, f"answered {exchange.status}",
+                              exchange=exchange, expected=200, received=exchange.status)
+        # A pending cancellation completes later: the reason must survive the completion too.
+        if not (accepted and _reason_recorded(check, "BODY-02", conformance, build, exchange, body.reason,
+                                              settle=status == "building")):
+            raise RequirementFailed(f"the reason was not recorded exactly ({body.description})")
+
+    reason_survives()
+
+
+# ------------------------------------------------------------------------------------------------ BODY-03
+
+
+class _Target:
+    """One build the rejection probes share, replaced when a probe changed it (then judged a failure)."""
+
+    def __init__(self, conformance: ConformanceSession, status: str) -> None:
+        self._conformance = conformance
+        self._status = status
+        self.build = conformance.provision(status)
+        self.before = conformance.observe(self.build.build_id)
+
+    def probe(self, check: Check, requirement: str, body: Body, content_type: str | None,
+              allowed: frozenset[int]) -> bool:
+        conformance = self._conformance
+        exchange = _cancel(conformance, self.build, body, content_type=content_type, label=body.description)
+        rejected = check.that(
+            requirement, exchange.status in allowed,
+            f"{body.description} ({content_type or 'no Content-Type'}) answered {exchange.status}",
+            exchange=exchange, expected=" or ".join(map(str, sorted(allowed))), received=exchange.status,
+        )
+        after = conformance.observe(self.build.build_id)
+        unchanged = expect_unchanged(check, requirement, self.before, after, exchange=exchange,
+                                     what=f"the rejected {body.description}")
+        if unchanged:
+            self.before = after
+        else:
+            self.build = conformance.provision(self._status)
+            self.before = conformance.observe(self.build.build_id)
+        return rejected and unchanged
+
+
+@pytest.mark.requirement("BODY-03", "GEN-03")
+@pytest.mark.parametrize("status", ["waiting", "building"])
+def test_invalid_bodies_rejected(conformance: ConformanceSession, check: Check, status: str) -> None:
+    target = _Target(conformance, status)
+    for body in bodies.INVALID_EXAMPLES:
+        target.probe(check, "BODY-03", body, JSON, REJECTED_BODY)
+
+
+@pytest.mark.requirement("BODY-03", "GEN-03")
+def test_generated_invalid_bodies_rejected(conformance: ConformanceSession, check: Check) -> None:
+    target = _Target(conformance, "waiting")
+
+    @conformance.property_settings(standard=25)
+    @hypothesis.given(body=bodies.invalid_bodies())
+    def rejected_without_effect(body: Body) -> None:
+        if not target.probe(check, "BODY-03", body, JSON, REJECTED_BODY):
+            raise RequirementFailed(f"{body.description} was not rejected without effect")
+
+    rejected_without_effect()
+
+
+@pytest.mark.requirement("BODY-03", "BODY-02", "GEN-03")
+@pytest.mark.parametrize("body", bodies.NULLISH_EXAMPLES, ids=lambda b: b.description)
+def test_null_reason_rejected_or_absent(conformance: ConformanceSession, check: Check, body: Body) -> None:
+    build = conformance.provision("waiting")
+    before = conformance.observe(build.build_id)
+    exchange = _cancel(conformance, build, body, label=body.description)
+    if exchange.status == 200:
+        _reason_recorded(check, "BODY-02", conformance, build, exchange, None, settle=False)
+        return
+    check.that("BODY-03", exchange.status in REJECTED_BODY, f"{body.description} answered {exchange.status}",
+               exchange=exchange, expected="200 (no reason) or 400, 415, 422", received=exchange.status)
+    expect_unchanged(check, "BODY-03", before, conformance.observe(build.build_id), exchange=exchange,
+                     what=f"the rejected {body.description}")
+
+
+# ------------------------------------------------------------------------------------------------ BODY-04
+
+# Values a normal cancel can never produce, for every build field a naive handler might copy from the body.
+INJECTED: dict[str, Any] = {
+    "status": "ready",
+    "build_id": "mass-assignment-probe",
+    "template_id": "mass-assignment-probe",
+    "name": "mass-assignment-probe",
+    "tags": ["mass-assignment-probe"],
+    "created_at": "2000-01-01T00:00:00Z",
+    "updated_at": "2000-01-01T00:00:00Z",
+    "queued_at": "2000-01-01T00:00:00Z",
+    "started_at": "2000-01-01T00:00:00Z",
+    "finished_at": "2000-01-02T00:00:00Z",
+    "duration_ms": 86_400_000,
+    "cancel_requested_at": "2000-01-01T00:00:00Z",
+    "cancel_requested_by": "mass-assignment-probe",
+    "cancellation_reason": "mass-assignment-probe",
+    "error": "mass-assignment-probe",
+    "failure_phase": "finalize",
+    "promotability": {"status": "promotable", "promotable": True},
+}
+
+
+def _injected_values_found(build: dict[str, Any], injected: dict[str, Any]) -> list[str]:
+    found = []
+    for name, value in injected.items():
+        if name not in build:
+            continue
+        same = instant(build[name]) == instant(value) if instant(value) is not None else build[name] == value
+        if same:
+            found.append(f"{name} = {build[name]!r}")
+    return found
+
+
+@pytest.mark.requirement("BODY-04")
+@pytest.mark.parametrize("status", ["waiting", "building"])
+def test_unknown_fields_set_nothing(conformance: ConformanceSession, check: Check, status: str) -> None:
+    reason = "mass assignment probe"
+    control, probe = conformance.provision(status), conformance.provision(status)
+    before = {b.build_id: conformance.observe(b.build_id) for b in (control, probe)}
+    normal = _cancel(conformance, control, bodies.encode({"reason": reason}, escaped=False), label="a normal cancel")
+    hostile = _cancel(conformance, probe, bodies.encode({**INJECTED, "reason": reason}, escaped=False),
+                      label="a cancel whose body names build fields")
+    if normal.status != 200:
+        check.not_run("BODY-04", f"a normal cancel of a {status} build answered {normal.status}: nothing to compare")
+        return
+    check.require("BODY-04", hostile.status == 200, f"unknown body fields must be ignored: a cancel with them "
+                  f"answered {hostile.status}", exchange=hostile, expected=200, received=hostile.status)
+    after = {b.build_id: _settled(conformance, b) for b in (control, probe)}
+    snapshots = [before[control.build_id], after[control.build_id], before[probe.build_id], after[probe.build_id]]
+    if any(s is None for s in snapshots):
+        check.error("BODY-04", "could not observe the builds")
+        return
+    control_before, control_after, probe_before, probe_after = snapshots
+    assert control_before and control_after and probe_before and probe_after
+    normal_effect = {c.split(":")[0] for c in build_changes(control_before, control_after, ignore=("entries",))}
+    probe_effect = build_changes(probe_before, probe_after, ignore=("entries",))
+    beyond = [c for c in probe_effect if c.split(":")[0] not in normal_effect]
+    check.that("BODY-04", not beyond, "the cancel with extra fields changed more than a normal cancel: "
+               + "; ".join(beyond) if beyond else "no effect beyond a normal cancel",
+               exchange=hostile, expected=f"only {sorted(normal_effect)} change", received="; ".join(beyond) or None)
+    for where, built in (("response", response_build(hostile)), ("observation", probe_after.build)):
+        planted = _injected_values_found(built or {}, {k: v for k, v in INJECTED.items() if k != "cancellation_reason"})
+        if built and built.get("cancellation_reason") != reason:
+            planted.append(f"cancellation_reason = {built.get('cancellation_reason')!r} (sent reason {reason!r})")
+        check.that("BODY-04", not planted, f"{where}: body fields were written to the build: " + "; ".join(planted)
+                   if planted else f"{where}: no body field was written", exchange=hostile,
+                   expected="none of the injected values", received="; ".join(planted) or None)
+    check.that("BODY-04", probe_after.status == control_after.status,
+               f"the build ended {probe_after.status!r}, a normal cancel ends {control_after.status!r}",
+               exchange=hostile, expected=control_after.status, received=probe_after.status)
+
+
+@pytest.mark.requirement("BODY-04")
+@pytest.mark.parametrize("status", ["ready", "error"])
+def test_unknown_fields_cannot_reopen_terminal(conformance: ConformanceSession, check: Check, status: str) -> None:
+    build = conformance.provision(status)
+    before = conformance.observe(build.build_id)
+    injected = {**INJECTED, "status": "cancelled", "error": "", "finished_at": "2000-01-02T00:00:00Z"}
+    exchange = _cancel(conformance, build, bodies.encode(injected, escaped=False),
+                       label=f"a cancel of a {status} build whose body names build fields")
+    after = conformance.observe(build.build_id)
+    if before is None or after is None:
+        check.error("BODY-04", "could not observe the build")
+        return
+    check.that("BODY-04", exchange.status == 200, f"answered {exchange.status}", exchange=exchange,
+               expected=200, received=exchange.status)
+    changes = field_changes(before.build, after.build, ignore=("updated_at",))
+    check.that("BODY-04", not changes, f"the {status} build changed: " + "; ".join(changes) if changes
+               else f"the {status} build is unchanged", exchange=exchange, expected="unchanged",
+               received="; ".join(changes) or None)
+
+
+# ------------------------------------------------------------------------------------------------ BODY-05
+
+MIB = 1024 * 1024
+
+
+def _oversized(size: int) -> tuple[str, bytes]:
+    """A `{"reason": R}` body of exactly `size` bytes, R made of ASCII and multi-byte characters."""
+    envelope = len(bodies.encode({"reason": ""}, escaped=False))
+    unit = "oversized reason é𝄞 "
+    unit_bytes = len(unit.encode("utf-8"))
+    count, rest = divmod(size - envelope, unit_bytes)
+    reason = unit * count + "x" * rest
+    content = bodies.encode({"reason": reason}, escaped=False)
+    assert len(content) == size
+    return reason, content
+
+
+@pytest.mark.requirement("BODY-05", "GEN-03")
+@pytest.mark.parametrize("size", [MIB, 10 * MIB], ids=["1 MiB reason", "10 MiB body"])
+def test_oversized_bodies(conformance: ConformanceSession, check: Check, size: int) -> None:
+    build = conformance.provision("waiting")
+    before = conformance.observe(build.build_id)
+    reason, content = _oversized(size)
+    exchange = _cancel(conformance, build, content, label=f"cancel with a {size // MIB} MiB body",
+                       allow_no_response=True)
+    after = conformance.observe(build.build_id)
+    if exchange.timed_out:
+        check.that("BODY-05", False, f"no answer to a {size // MIB} MiB body within the request timeout",
+                   exchange=exchange, expected="200, 400, 413 or 422", received="no answer")
+        return
+    if exchange.response is None:
+        # The server may answer 413 and close before the whole body is sent; the client then sees the
+        # connection end. Not a failure: what counts is that no 5xx came back and the build is intact
+        # (or, if the cancel went through, that the reason was recorded exactly).
+        check.that("BODY-05", True, f"the connection ended early ({exchange.transport_error}), no 5xx received")
+        if after is not None and before is not None and build_changes(before, after):
+            check.that("BODY-05", after.build.get("cancellation_reason") == reason,
+                       "the cancel went through, so its reason must be recorded exactly", exchange=exchange)
+        return
+    if exchange.status == 503:
+        check.error("BODY-05", f"the target stayed unavailable (503) for a {size // MIB} MiB body")
+        return
+    check.that("BODY-05", exchange.status in OVERSIZE_ANSWERS, f"a {size // MIB} MiB body answered {exchange.status}",
+               exchange=exchange, expected="200, 400, 413 or 422", received=exchange.status)
+    if exchange.status == 200:
+        built = response_build(exchange) or {}
+        record(check, [reason_findings("BODY-05", built, reason, "accepted oversized body, response")],
+               exchange=exchange)
+        if after is not None:
+            record(check, [reason_findings("BODY-05", after.build, reason, "accepted oversized body, observation")],
+                   exchange=after.exchange)
+    elif exchange.status is not None and 400 <= exchange.status < 500:
+        expect_unchanged(check, (), before, after, exchange=exchange, what=f"the rejected {size // MIB} MiB body")
+
+
+# ------------------------------------------------------------------------------------------------ BODY-06
+
+NON_JSON = [
+    pytest.param("text/plain", b'{"reason": "sent as text/plain"}', id="text/plain carrying JSON"),
+    pytest.param("text/plain; charset=utf-8", b"cancel it", id="text/plain"),
+    pytest.param("application/x-www-form-urlencoded", b"reason=sent+as+a+form", id="form-encoded"),
+]
+
+
+@pytest.mark.requirement("BODY-06", "GEN-03")
+@pytest.mark.parametrize(("content_type", "content"), NON_JSON)
+def test_non_json_content_type_rejected(conformance: ConformanceSession, check: Check, content_type: str,
+                                        content: bytes) -> None:
+    target = _Target(conformance, "waiting")
+    target.probe(check, "BODY-06", Body(f"a {content_type} body", content), content_type, frozenset({400, 415}))
+

@@ -1,0 +1,187 @@
+"""IDEM-01..03: repeated and concurrent cancels are safe, and a no-op cancel changes nothing.
+
+The facts of the first effective cancel (`cancel_requested_at`, `cancel_requested_by`,
+`cancellation_reason`) are compared as values, date-times as instants, so a server may render the
+same moment differently; nothing else about its representation is assumed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from build_conformance import bodies
+from build_conformance.checker import Check
+from build_conformance.lifecycle import CancelFacts, count_kind, entries_of, response_build, same_instant
+from build_conformance.provisioner import TERMINAL, ProvisionedBuild, Snapshot
+from build_conformance.session import ConformanceSession
+from build_conformance.transport import Exchange
+
+JSON = "application/json"
+
+
+def _cancel(conformance: ConformanceSession, build: ProvisionedBuild, reason: str | None, label: str) -> Exchange:
+    body = b"" if reason is None else bodies.encode({"reason": reason}, escaped=False)
+    return conformance.api.cancel(build.build_id, body=body, content_type=JSON, template_id=build.template_id,
+                                  label=label)
+
+
+def _settled(conformance: ConformanceSession, build: ProvisionedBuild) -> Snapshot | None:
+    snapshot, _ = conformance.settle(build.build_id, lambda s: s.status in TERMINAL)
+    return snapshot
+
+
+def _same_facts(check: Check, requirement: str, first: CancelFacts, build: dict | None, where: str,
+                exchange: Exchange | None) -> bool:
+    if build is None:
+        check.error(requirement, f"{where}: no build to compare")
+        return False
+    differences = first.differences(CancelFacts.of(build))
+    return check.that(requirement, not differences,
+                      f"{where}: the first cancel's facts changed: " + "; ".join(differences) if differences
+                      else f"{where}: the first cancel's facts are unchanged",
+                      exchange=exchange, expected=repr(first), received="; ".join(differences) or None)
+
+
+def _ok(check: Check, requirement: str, exchange: Exchange, build: ProvisionedBuild, what: str) -> bool:
+    built = response_build(exchange) or {}
+    ok = check.that(requirement, exchange.status == 200, f"{what} answered {exchange.status}", exchange=exchange,
+                    expected=200, received=exchange.status)
+    return ok and check.that(requirement, built.get("build_id") == build.build_id,
+                             f"{what} reports the requested build", exchange=exchange,
+                             expected=build.build_id, received=built.get("build_id"))
+
+
+# ------------------------------------------------------------------------------------------------ IDEM-01
+
+
+@pytest.mark.requirement("IDEM-01")
+@pytest.mark.parametrize("status", ["waiting", "building"])
+@pytest.mark.parametrize("first_reason", ["first reason", None], ids=["first with reason", "first without reason"])
+def test_repeat_cancel_keeps_first_facts(conformance: ConformanceSession, check: Check, status: str,
+                                         first_reason: str | None) -> None:
+    build = conformance.provision(status)
+    first = _cancel(conformance, build, first_reason, "first cancel")
+    if first.status != 200:  # STATE-01/02 judge the first cancel; without it there is nothing to repeat
+        check.not_run("IDEM-01", f"the first cancel of a {status} build answered {first.status}")
+        return
+    facts = CancelFacts.of(response_build(first) or {})
+    # While the cancellation may still be pending (a server may also complete it synchronously).
+    repeat = _cancel(conformance, build, "second reason", "repeat cancel, another reason, right away")
+    if _ok(check, "IDEM-01", repeat, build, "an immediate repeat cancel"):
+        _same_facts(check, "IDEM-01", facts, response_build(repeat), "immediate repeat", repeat)
+    settled = _settled(conformance, build)
+    if settled is not None:
+        _same_facts(check, "IDEM-01", facts, settled.build, "observation once terminal", settled.exchange)
+    late = _cancel(conformance, build, "third reason", "repeat cancel, another reason, after completion")
+    if _ok(check, "IDEM-01", late, build, "a repeat cancel after completion"):
+        _same_facts(check, "IDEM-01", facts, response_build(late), "repeat after completion", late)
+    final = conformance.observe(build.build_id)
+    if final is not None:
+        _same_facts(check, "IDEM-01", facts, final.build, "final observation", final.exchange)
+
+
+# ------------------------------------------------------------------------------------------------ IDEM-02
+
+
+def _concurrent_cancels(conformance: ConformanceSession, build: ProvisionedBuild, count: int) -> list[Exchange]:
+    """`count` cancels, each with its own reason, released together by a barrier from their own threads."""
+    barrier = threading.Barrier(count)
+
+    def one(index: int) -> Exchange:
+        barrier.wait(timeout=conformance.settle_timeout)
+        return _cancel(conformance, build, f"concurrent cancel {index}", f"concurrent cancel {index} of {count}")
+
+    # Each thread runs in a copy of this test's context, so its responses are attributed to this test.
+    contexts = [contextvars.copy_context() for _ in range(count)]
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(ctx.run, one, i) for i, ctx in enumerate(contexts)]
+        return [f.result() for f in futures]
+
+
+@pytest.mark.requirement("IDEM-02")
+@pytest.mark.parametrize("status", ["waiting", "building"])
+def test_concurrent_cancels_agree(conformance: ConformanceSession, check: Check, status: str) -> None:
+    count = 16 if conformance.profile == "certify" else 8
+    rounds = 3 if conformance.profile == "certify" else 1
+    for _ in range(rounds):
+        build = conformance.provision(status)
+        exchanges = _concurrent_cancels(conformance, build, count)
+        accepted = [e for e in exchanges if _ok(check, "IDEM-02", e, build, "a concurrent cancel")]
+        if not accepted:
+            continue
+        reference = CancelFacts.of(response_build(accepted[0]) or {})
+        for exchange in accepted[1:]:
+            _same_facts(check, "IDEM-02", reference, response_build(exchange), "concurrent responses", exchange)
+        sent = {f"concurrent cancel {i}" for i in range(count)}
+        check.that("IDEM-02", reference.reason in sent, "the recorded reason is one of the reasons sent",
+                   exchange=accepted[0], expected="one of the sent reasons", received=reference.reason)
+        settled = _settled(conformance, build)
+        if settled is None:
+            check.error("IDEM-02", "could not observe the build")
+            continue
+        check.that("IDEM-02", settled.status == "cancelled", f"the build ended {settled.status!r}",
+                   exchange=settled.exchange, expected="cancelled", received=settled.status)
+        _same_facts(check, "IDEM-02", reference, settled.build, "observation once terminal", settled.exchange)
+        entries = entries_of(settled)
+        if entries is not None:
+            cancelled = count_kind(entries, "cancelled")
+            check.that("IDEM-02", cancelled == 1, f"{count} concurrent cancels left {cancelled} cancelled entries",
+                       exchange=settled.exchange, expected=1, received=cancelled)
+
+
+# ------------------------------------------------------------------------------------------------ IDEM-03
+
+
+def _no_op(check: Check, before: Snapshot, after: Snapshot, response: dict | None, exchange: Exchange,
+           what: str) -> None:
+    for where, build in (("response", response), ("observation", after.build)):
+        if build is None:
+            continue
+        check.that("IDEM-03", same_instant(before.build.get("updated_at"), build.get("updated_at")),
+                   f"{what} ({where}) moved updated_at", exchange=exchange,
+                   expected=before.build.get("updated_at"), received=build.get("updated_at"))
+    check.that("IDEM-03", len(after.entries) == len(before.entries),
+               f"{what} appended {len(after.entries) - len(before.entries)} log entries", exchange=exchange,
+               expected=len(before.entries), received=len(after.entries))
+
+
+@pytest.mark.requirement("IDEM-03")
+@pytest.mark.parametrize("status", ["ready", "error", "cancelled"])
+def test_noop_cancel_on_terminal_changes_nothing(conformance: ConformanceSession, check: Check, status: str) -> None:
+    build = conformance.provision(status)
+    before = conformance.observe(build.build_id)
+    exchange = _cancel(conformance, build, "no-op reason", f"cancel a {status} build")
+    after = conformance.observe(build.build_id)
+    if exchange.status != 200 or before is None or after is None:  # STATE-03 judges the answer itself
+        check.not_run("IDEM-03", f"the cancel of a {status} build answered {exchange.status}")
+        return
+    _no_op(check, before, after, response_build(exchange), exchange, f"a cancel of a {status} build")
+
+
+@pytest.mark.requirement("IDEM-03")
+@pytest.mark.parametrize("status", ["waiting", "building"])
+def test_repeat_cancel_changes_nothing(conformance: ConformanceSession, check: Check, status: str) -> None:
+    build = conformance.provision(status)
+    first = _cancel(conformance, build, "first reason", "first cancel")
+    if first.status != 200:
+        check.not_run("IDEM-03", f"the first cancel of a {status} build answered {first.status}")
+        return
+    # While pending: only judged when nothing else (the completion) happened between the two observations.
+    pending = conformance.observe(build.build_id)
+    if pending is not None and pending.status not in TERMINAL:
+        repeat = _cancel(conformance, build, "repeat while pending", "repeat cancel while pending")
+        after = conformance.observe(build.build_id)
+        if after is not None and after.status == pending.status:
+            _no_op(check, pending, after, response_build(repeat), repeat, "a repeat cancel while pending")
+    settled = _settled(conformance, build)
+    if settled is None or settled.status not in TERMINAL:
+        check.error("IDEM-03", "the build did not settle")
+        return
+    repeat = _cancel(conformance, build, "repeat after completion", "repeat cancel after completion")
+    after = conformance.observe(build.build_id)
+    if after is not None:
+        _no_op(check, settled, after, response_build(repeat), repeat, "a repeat cancel after completion")
