@@ -7,8 +7,10 @@ measures the suite applies. Asynchronous completion is polled against a deadline
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -29,6 +31,7 @@ from build_conformance.reference import FAULTS, Fault, ReferenceServer, start_re
 from build_conformance.reference.faults import HANG_SECONDS_ENV
 
 CANCEL = "/v1/templates/builds/{}/cancel"
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "requirements.md"
 DEADLINE_S = 5.0
 OFFICIAL_CLIENT = Client(base_url="http://reference.invalid", raise_on_unexpected_status=True)
 CANCEL_FACTS = ("cancel_requested_at", "cancel_requested_by", "cancellation_reason")
@@ -62,6 +65,13 @@ class Api:
         assert response.status_code == 200, response.text
         snapshot: dict[str, Any] = response.json()
         return snapshot
+
+    def build(self, build_id: str, tenant: int = 0) -> dict[str, Any]:
+        """The build as observed now; it must exist."""
+        snapshot = self.observe(build_id, tenant)
+        assert snapshot is not None, f"{build_id} is not observable"
+        build: dict[str, Any] = snapshot["build"]
+        return build
 
     def advance(self, build_id: str, tenant: int = 0) -> dict[str, Any]:
         response = self.http.post(f"{self.server.control_url}/builds/{build_id}/advance", headers=self.auth(tenant))
@@ -184,6 +194,8 @@ def test_unknown_fault_is_a_value_error_listing_valid_names() -> None:
 
 def test_faults_cover_every_requirement_of_the_catalogue() -> None:
     ids = set(catalogue.load().ids)
+    if SPEC.is_file():  # the normative catalogue, when the checkout sits next to it
+        ids |= set(re.findall(r"^\| ([A-Z]+-\d+) \|", SPEC.read_text(encoding="utf-8"), re.M))
     declared = {rid for fault in FAULTS.values() for rid in fault.violates}
     assert ids - declared == set(), "requirements no fault violates"
     assert declared - ids == set(), "faults declare IDs the catalogue does not have"
@@ -194,27 +206,26 @@ def test_faults_cover_every_requirement_of_the_catalogue() -> None:
 # ---------------------------------------------------------------------------------------------- AUTH
 
 
-def unauthenticated_variants(token: str) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+def basic(text: str) -> str:
+    return "Basic " + base64.b64encode(text.encode()).decode()
+
+
+def unauthenticated_variants(token: str) -> dict[str, tuple[list[tuple[str, str]], dict[str, str]]]:
     """name -> (headers, query): every way of (not) presenting the token that must get 401."""
-    import base64
-
-    def basic(text: str) -> str:
-        return "Basic " + base64.b64encode(text.encode()).decode()
-
     return {
-        "no-header": ({}, {}),
-        "random-token": ({"Authorization": "Bearer " + "r" * 48}, {}),
-        "truncated": ({"Authorization": f"Bearer {token[:-1]}"}, {}),
-        "extended": ({"Authorization": f"Bearer {token}x"}, {}),
-        "basic-user": ({"Authorization": basic(f"{token}:")}, {}),
-        "basic-password": ({"Authorization": basic(f":{token}")}, {}),
-        "basic-raw": ({"Authorization": f"Basic {token}"}, {}),
-        "token-scheme": ({"Authorization": f"Token {token}"}, {}),
-        "bare-token": ({"Authorization": token}, {}),
-        "bearer-empty": ({"Authorization": "Bearer"}, {}),
-        "x-api-key": ({"X-API-Key": token}, {}),
-        "query-token": ({}, {"access_token": token}),
-        "two-headers": ({}, {}),  # filled in below: a valid and an invalid Authorization at once
+        "no-header": ([], {}),
+        "random-token": ([("Authorization", "Bearer " + "r" * 48)], {}),
+        "truncated": ([("Authorization", f"Bearer {token[:-1]}")], {}),
+        "extended": ([("Authorization", f"Bearer {token}x")], {}),
+        "basic-user": ([("Authorization", basic(f"{token}:"))], {}),
+        "basic-password": ([("Authorization", basic(f":{token}"))], {}),
+        "basic-raw": ([("Authorization", f"Basic {token}")], {}),
+        "token-scheme": ([("Authorization", f"Token {token}")], {}),
+        "bare-token": ([("Authorization", token)], {}),
+        "bearer-empty": ([("Authorization", "Bearer")], {}),
+        "x-api-key": ([("X-API-Key", token)], {}),
+        "query-token": ([], {"access_token": token}),
+        "two-authorizations": ([("Authorization", f"Bearer {token}"), ("Authorization", "Bearer nope")], {}),
     }
 
 
@@ -222,16 +233,11 @@ def test_every_unauthenticated_form_gets_401_and_changes_nothing(api: Api) -> No
     token = api.server.tenants[0].token
     build_id = api.create("waiting")
     before = api.observe(build_id)
+    url = api.server.api_url + CANCEL.format(build_id)
     for name, (headers, query) in unauthenticated_variants(token).items():
-        if name == "two-headers":
-            url = api.server.api_url + CANCEL.format(build_id)
-            response = api.http.post(url, headers=[("Authorization", f"Bearer {token}"),
-                                                   ("Authorization", "Bearer nope")])
-        else:
-            response = api.cancel(build_id, tenant=None, headers=headers, params=query)
+        response = api.http.post(url, headers=headers, params=query)
         valid_error(response, 401, "unauthorized")
-        challenge = response.headers["www-authenticate"]
-        assert challenge.startswith("Bearer realm="), name
+        assert response.headers["www-authenticate"].startswith("Bearer realm="), name
         assert token not in response.text and token not in str(response.headers), name
     assert api.observe(build_id) == before
 
@@ -393,9 +399,10 @@ def test_oversized_bodies_get_413_and_close_the_connection(api: Api) -> None:
 
 def test_chunked_uploads_are_refused_cleanly(api: Api) -> None:
     build_id = api.create("waiting")
-    response = api.cancel(build_id, content=iter([b'{"reason":', b' "x"}']), headers={"Content-Type": "application/json"})
+    response = api.cancel(build_id, content=iter([b'{"reason":', b' "x"}']),
+                          headers={"Content-Type": "application/json"})
     valid_error(response, 411, "invalid_request")
-    assert api.observe(build_id)["build"]["status"] == "waiting"  # type: ignore[index]
+    assert api.build(build_id)["status"] == "waiting"
 
 
 def test_keep_alive_survives_refused_requests_with_bodies(api: Api) -> None:
@@ -456,7 +463,7 @@ def test_advance_completes_a_pending_cancellation_as_cancelled() -> None:
         client = Api(server)
         build_id = client.create("building")
         valid_snapshot(client.cancel(build_id))
-        assert client.observe(build_id)["build"]["status"] == "building"  # type: ignore[index]
+        assert client.build(build_id)["status"] == "building"
         assert client.advance(build_id)["build"]["status"] == "cancelled"
         client.close()
 
@@ -628,7 +635,7 @@ def with_fault(name: str, probe: Callable[[Api], None], **options: Any) -> None:
             client.close()
 
 
-def test_fault_missing_header_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fault_missing_header_accepted() -> None:
     def probe(client: Api) -> None:
         assert client.cancel(client.create("waiting"), tenant=None).status_code == 200
 
@@ -665,7 +672,7 @@ def test_fault_slow_cancel_hang_outlasts_a_short_request_timeout(monkeypatch: py
         for _ in ("first", "retry"):  # a retry within the window hangs as well
             with pytest.raises(httpx.ReadTimeout):
                 client.cancel(build_id, timeout=0.3)
-        assert client.observe(build_id)["build"]["cancel_requested_at"]  # type: ignore[index]
+        assert client.build(build_id)["cancel_requested_at"]
 
     started = time.monotonic()
     with_fault("slow-cancel-hang", probe)
@@ -676,7 +683,7 @@ def test_fault_rejected_request_side_effect_cancels_behind_a_413() -> None:
     def probe(client: Api) -> None:
         build_id = client.create("waiting")
         assert client.cancel(build_id, json={"reason": "r" * 100_000}).status_code == 413
-        assert client.observe(build_id)["build"]["status"] == "cancelled"  # type: ignore[index]
+        assert client.build(build_id)["status"] == "cancelled"
 
     with_fault("rejected-request-side-effect", probe)
 
@@ -708,7 +715,7 @@ def test_fault_tenant_isolation_and_error_faults() -> None:
     def other(client: Api) -> None:
         build_id = client.create("waiting")
         assert client.cancel(build_id, tenant=1).status_code == 200
-        assert client.observe(build_id)["build"]["status"] == "cancelled"  # type: ignore[index]
+        assert client.build(build_id)["status"] == "cancelled"
 
     def echo(client: Api) -> None:
         assert "Bearer-not-a-real-token-xyz" in client.cancel(

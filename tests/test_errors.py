@@ -1,4 +1,10 @@
-"""ERR-01/02/03/04/05 and AUTH-06 on the error responses every client can provoke."""
+"""ERR-01/02/03/04/05 and AUTH-06 on the error responses every client can provoke.
+
+The bodies, codes and headers are judged by the response checks on every response; these tests
+make sure a 401, a 404 and the other 4xx are provoked at least once. Whether the status itself is
+right is AUTH-01's and PATH-01's business: here a different status only means the situation was
+not reached.
+"""
 
 from __future__ import annotations
 
@@ -15,15 +21,15 @@ def test_unauthenticated_error_body(conformance: ConformanceSession, check: Chec
     api = conformance.api
     build = conformance.provision("waiting")
     exchange = api.cancel(build.build_id, credentials=api.raw_credentials({}), label="cancel without credentials")
-    check.require("ERR-01", exchange.status == 401, "a cancel without credentials is answered 401",
-                  exchange=exchange, expected=401, received=exchange.status)
+    if exchange.status != 401:
+        check.not_run(ERROR_IDS, f"a cancel without credentials was answered {exchange.status}, not 401")
 
 
 @pytest.mark.requirement(*ERROR_IDS)
 def test_not_found_error_body(conformance: ConformanceSession, check: Check) -> None:
     exchange = conformance.api.cancel(conformance.unknown_id(), label="cancel an unknown id")
-    check.require("ERR-01", exchange.status == 404, "a cancel of an unknown id is answered 404",
-                  exchange=exchange, expected=404, received=exchange.status)
+    if exchange.status != 404:
+        check.not_run(ERROR_IDS, f"a cancel of an unknown id was answered {exchange.status}, not 404")
 
 
 @pytest.mark.requirement("ERR-04", "ERR-03", "ERR-05")

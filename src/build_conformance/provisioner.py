@@ -155,34 +155,39 @@ class RecordingProvisioner:
     def probe_capabilities(self) -> Capabilities:
         """Try each hook once (as tenant A); what fails is recorded as missing with its reason."""
         found = Capabilities()
-        waiting: ProvisionedBuild | None = None
+        created: dict[str, ProvisionedBuild] = {}
         for status in STATUSES:
             try:
-                build = self.create(status, "A")
+                created[status] = self.create(status, "A")
             except ProvisioningError as exc:
                 found.reasons[f"create {status}"] = str(exc)
                 continue
             found.statuses.add(status)
-            if status == "waiting":
-                waiting = build
-        if waiting is None:
-            found.reasons["observe"] = found.reasons["advance"] = "no waiting build to try it on"
+        if not created:
+            found.reasons["observe"] = found.reasons["advance"] = "no build could be created to try it on"
             self.capabilities = found
             return found
+        probe = next(iter(created.values()))
         try:
-            found.observe = self.inner.observe(waiting.build_id, "A") is not None
+            found.observe = self.inner.observe(probe.build_id, "A") is not None
             if not found.observe:
                 found.reasons["observe"] = "the provisioner does not see the build it just created"
         except ProvisioningError as exc:
             found.reasons["observe"] = str(exc)
-        try:
-            self.inner.advance(waiting.build_id, "A")
-            after = self.inner.observe(waiting.build_id, "A") if found.observe else None
-            found.advance = after is not None and after.status == "building"
-            if not found.advance:
-                found.reasons["advance"] = "advancing a waiting build did not make it building"
-        except ProvisioningError as exc:
-            found.reasons["advance"] = str(exc)
+        # The scheduler's next step from each active status: waiting starts, building finishes.
+        active = [(created[s], nxt) for s, nxt in (("waiting", "building"), ("building", "ready")) if s in created]
+        if not active:
+            found.reasons["advance"] = "no waiting or building build to try it on"
+        else:
+            build, expected = active[0]
+            try:
+                self.inner.advance(build.build_id, "A")
+                after = self.inner.observe(build.build_id, "A") if found.observe else None
+                found.advance = after is not None and after.status == expected
+                if not found.advance:
+                    found.reasons["advance"] = f"advancing a {build.status} build did not make it {expected}"
+            except ProvisioningError as exc:
+                found.reasons["advance"] = str(exc)
         self.capabilities = found
         return found
 

@@ -23,7 +23,7 @@ from .fixtures import STATUSES
 from .messages import Request, Response, json_response
 from .mutations import handler_faults, serializer_faults
 from .routing import WELL_FORMED_ID, Route, decode_id, match, split_target
-from .store import BuildRow, CancelRequest, Store
+from .store import BuildRow, CancelRequest, Snapshot, Store
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class App:
         try:
             return self._handle(request, route, query)
         except ApiError as error:
-            # The control API is the suite's truthful side door: response faults never apply to it.
+            # Error-body faults are defects of the public endpoints; the control API's errors stay plain.
             faults = frozenset() if route.name.startswith("control.") else self._faults
             return render_error(error, request.request_id, faults)
 
@@ -77,6 +77,7 @@ class App:
         if request.method not in route.allowed and not get_cancels:
             raise self._method_not_allowed(route)
         handlers: dict[str, Callable[[Request, Route, Query, Identity], Response]] = {
+            "start": self._start,
             "cancel": self._cancel,
             "status": self._status,
             "control.builds": self._control_create,
@@ -86,6 +87,34 @@ class App:
         return handlers[route.name](request, route, query, identity)
 
     # --------------------------------------------------------------------------- public API
+
+    def _start(self, request: Request, route: Route, query: Query, identity: Identity) -> Response:
+        """Start a build from a definition (the public-API provisioner's way in).
+
+        There is no builder behind the reference server, so the definition decides the outcome the
+        way a real builder's would: a step that sleeps keeps the build `building`, a failing step
+        ends it `error`, anything else ends `ready`.
+        """
+        raw = request.body.read(MAX_BODY)
+        try:
+            payload: Any = json.loads(raw) if raw else None
+        except ValueError:
+            raise ApiError(400, INVALID, "request body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise ApiError(400, INVALID, "the build definition must be a JSON object")
+        dockerfile = payload.get("dockerfile")
+        steps = " ".join(str(s) for s in payload.get("steps") or [])
+        text = (dockerfile if isinstance(dockerfile, str) else "") + " " + steps
+        if "exit 1" in text or "false" in text.split():
+            status = "error"
+        elif "sleep" in text:
+            status = "building"
+        else:
+            status = "ready"
+        build_id = self._store.create(identity.tenant.name, status)
+        snapshot = self._store.snapshot(build_id)
+        assert snapshot is not None
+        return json_response(202, self._rendered(snapshot)["build"])
 
     def _cancel(self, request: Request, route: Route, query: Query, identity: Identity) -> Response:
         faults = self._faults
@@ -177,8 +206,7 @@ class App:
         snapshot = self._store.snapshot(build_id, since)
         if snapshot is None:
             raise self._not_found()
-        body = serializer_faults(render.snapshot_json(snapshot), snapshot.build, self._faults)
-        body = handler_faults(body, snapshot.build, self._faults)
+        body = handler_faults(self._rendered(snapshot), snapshot.build, self._faults)
         if "text-content-type" in self._faults:
             return json_response(status, body, content_type="text/plain; charset=utf-8")
         return json_response(status, body)
@@ -197,8 +225,7 @@ class App:
         build_id = self._store.create(identity.tenant.name, status)
         snapshot = self._store.snapshot(build_id)
         assert snapshot is not None
-        body = serializer_faults(render.snapshot_json(snapshot), snapshot.build, self._faults)
-        return json_response(201, {"build_id": build_id, **body})
+        return json_response(201, {"build_id": build_id, **self._rendered(snapshot)})
 
     def _control_build(self, route: Route, identity: Identity) -> BuildRow:
         build_id = decode_id(route.raw_id)
@@ -220,7 +247,11 @@ class App:
         snapshot = self._store.snapshot(build_id)
         if snapshot is None:
             raise ApiError(404, NOT_FOUND, "template build not found")
-        return json_response(200, serializer_faults(render.snapshot_json(snapshot), snapshot.build, self._faults))
+        return json_response(200, self._rendered(snapshot))
+
+    def _rendered(self, snapshot: Snapshot) -> dict[str, Any]:
+        """The snapshot as every view writes it (serializer faults included)."""
+        return serializer_faults(render.snapshot_json(snapshot), snapshot.build, self._faults)
 
     # ------------------------------------------------------------------------------ errors
 

@@ -7,6 +7,11 @@ Each fault names the requirement IDs it violates. Two rules keep the declaration
   a requirement says must be rejected change a build, because the suite observes the build around
   every such request and records GEN-03 with the requirement (``side_effects.expect_unchanged``).
 
+Faults in how a build is written (enum spelling, missing field, date format, nulls) live in the
+one serializer every view shares, so the control API shows them too and the build reads the same
+everywhere; faults of the public handlers (status code, Content-Type, next_offset, template_id,
+log rendering, error bodies) stay out of the control API. See mutations.py.
+
 The contract schemas mirror the official client (date-time pattern, enums, required members), so
 whatever the client fails to parse is also a schema violation: no fault can break CLIENT-01 alone,
 and each fault that breaks it also declares the SHAPE/LOG/ERR requirement the schema reports.

@@ -38,6 +38,8 @@ def split_target(target: str) -> tuple[str, dict[str, list[str]]]:
 
 
 def match(path: str, api_prefix: str, control_prefix: str) -> Route:
+    if path == f"{api_prefix}/v1/templates/builds":
+        return Route("start", ("POST",))
     api_base = f"{api_prefix}/v1/templates/builds/"
     if path.startswith(api_base):
         parts = path[len(api_base):].split("/")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -61,6 +62,7 @@ class ReferenceServer:
         control_prefix: str = "/_control",
         cancel_completion_delay: float = 0.2,
         tokens: tuple[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         chosen = resolve(faults)
         api_prefix = _prefix(api_prefix, "api_prefix")
@@ -83,9 +85,15 @@ class ReferenceServer:
         settings = Settings(api_prefix, control_prefix, chosen, _hang_seconds())
         app = App(store, self.tenants, settings, notify_completer=self._completer.notify, stop=self._stop)
         self._httpd = HTTPServer((host, port), app)
+        if ssl_context is not None:
+            # The handshake happens on the connection's own thread (first read), so one slow or
+            # failing client cannot stall the accept loop.
+            self._httpd.socket = ssl_context.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         bound_host, bound_port = str(self._httpd.server_address[0]), int(self._httpd.server_address[1])
         url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-        origin = f"http://{url_host}:{bound_port}"
+        origin = f"{'https' if ssl_context else 'http'}://{url_host}:{bound_port}"
         self.api_url = origin + api_prefix
         self.control_url = origin + control_prefix
 
@@ -138,6 +146,7 @@ def start_reference_server(
     control_prefix: str = "/_control",
     cancel_completion_delay: float = 0.2,
     tokens: tuple[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> ReferenceServer:
     """Start a reference server on loopback (port 0: any free port) and return it, already serving.
 
@@ -153,4 +162,5 @@ def start_reference_server(
         control_prefix=control_prefix,
         cancel_completion_delay=cancel_completion_delay,
         tokens=tokens,
+        ssl_context=ssl_context,
     ).start()

@@ -9,6 +9,7 @@ gets a 405 rather than the stdlib's 501.
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 import threading
 from http import HTTPStatus
@@ -41,7 +42,7 @@ class HTTPServer(ThreadingHTTPServer):
         # A client that gave up (a timeout, a 413 it did not wait for) is not a server bug; anything
         # else escaping a handler is, and is kept instead of printed.
         error = sys.exc_info()[1]
-        if error is not None and not isinstance(error, ConnectionError | TimeoutError):
+        if error is not None and not isinstance(error, ConnectionError | TimeoutError | ssl.SSLError):
             self.record_error(error)
 
 

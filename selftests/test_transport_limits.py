@@ -1,0 +1,83 @@
+"""Bounded load: request budget, rate limit, 429/Retry-After and 503 back-off, transport retries."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from build_conformance.transport import RequestBudgetExceeded, Transport, TransportSettings
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    script: list[tuple[int, dict[str, str]]] = []
+    seen: list[float] = []
+
+    def do_POST(self) -> None:
+        type(self).seen.append(time.monotonic())
+        status, headers = type(self).script.pop(0) if type(self).script else (200, {})
+        body = b"{}"
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, type[_Scripted]]]:
+    handler = type("Handler", (_Scripted,), {"script": [], "seen": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_request_budget_is_enforced(server: tuple[str, type[_Scripted]]) -> None:
+    url, handler = server
+    transport = Transport(TransportSettings(max_requests=3))
+    for _ in range(3):
+        assert transport.send("POST", url, b"/x").status == 200
+    with pytest.raises(RequestBudgetExceeded):
+        transport.send("POST", url, b"/x")
+    assert len(handler.seen) == 3
+
+
+def test_rate_limit_spaces_requests(server: tuple[str, type[_Scripted]]) -> None:
+    url, handler = server
+    transport = Transport(TransportSettings(rate_limit=20))
+    for _ in range(6):
+        transport.send("POST", url, b"/x")
+    gaps = [b - a for a, b in zip(handler.seen, handler.seen[1:], strict=False)]
+    assert min(gaps) >= 0.04  # 20/s is one request per 50 ms, minus scheduling slack
+
+
+def test_429_is_retried_after_retry_after(server: tuple[str, type[_Scripted]]) -> None:
+    url, handler = server
+    handler.script[:] = [(429, {"Retry-After": "1"})]
+    exchange = Transport(TransportSettings()).send("POST", url, b"/x")
+    assert exchange.status == 200 and exchange.attempts == 2
+    assert handler.seen[1] - handler.seen[0] >= 0.95
+
+
+def test_persistent_503_is_returned_after_bounded_retries(server: tuple[str, type[_Scripted]]) -> None:
+    url, handler = server
+    handler.script[:] = [(503, {})] * 10
+    exchange = Transport(TransportSettings(retries=2, backoff=0.01)).send("POST", url, b"/x")
+    assert exchange.status == 503 and exchange.attempts == 3 and len(handler.seen) == 3
+
+
+def test_connection_refused_is_a_transport_error_not_a_response() -> None:
+    exchange = Transport(TransportSettings(retries=1, backoff=0.01)).send("POST", "http://127.0.0.1:9", b"/x")
+    assert exchange.response is None and exchange.transport_error and exchange.attempts == 2
