@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from .transport import Exchange, Transport, bearer, join_target
+from .transport import Exchange, Transport
 
 STATUSES = ("waiting", "building", "ready", "error", "cancelled")
 TERMINAL = frozenset({"ready", "error", "cancelled"})
@@ -207,18 +206,8 @@ class ControlProvisioner:
         return cls(context.transport, context.control_url, context.tokens)
 
     def _call(self, method: str, path: str, tenant: str, payload: Any = None) -> Exchange:
-        headers = bearer(self._tokens[tenant])
-        body = b""
-        if payload is not None:
-            headers["Content-Type"] = "application/json"
-            body = json.dumps(payload).encode()
-        exchange = self._transport.send(
-            method,
-            self._control_url,
-            join_target(self._control_url, path),
-            headers=headers,
-            body=body,
-            label=f"control {method} {path}",
+        exchange = self._transport.call(
+            method, self._control_url, path, self._tokens[tenant], payload, label=f"control {method} {path}"
         )
         if exchange.response is None:
             raise ProvisioningError(f"control API unreachable: {exchange.describe()}")

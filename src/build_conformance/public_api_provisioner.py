@@ -10,7 +10,6 @@ so the requirements needing them are reported `not-run`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
@@ -22,7 +21,7 @@ from .provisioner import (
     Snapshot,
     poll,
 )
-from .transport import Exchange, Transport, bearer, join_target
+from .transport import Exchange, Transport
 
 START_PATH = "/v1/templates/builds"
 STATUS_PATH = "/v1/templates/builds/{}"
@@ -49,14 +48,8 @@ class PublicApiProvisioner:
         return cls(context.transport, context.api_url, context.tokens, context.settle_timeout, context.run_marker)
 
     def _send(self, method: str, path: str, tenant: str, payload: Any = None) -> Exchange:
-        headers = bearer(self._tokens[tenant])
-        body = b""
-        if payload is not None:
-            headers["Content-Type"] = "application/json"
-            body = json.dumps(payload).encode()
-        exchange = self._transport.send(
-            method, self._api_url, join_target(self._api_url, path), headers=headers, body=body,
-            label=f"public API {method} {path}",
+        exchange = self._transport.call(
+            method, self._api_url, path, self._tokens[tenant], payload, label=f"public API {method} {path}"
         )
         if exchange.response is None:
             raise ProvisioningError(f"public API unreachable: {exchange.describe()}")

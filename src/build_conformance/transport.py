@@ -236,6 +236,15 @@ class Transport:
                 delay = max(delay, min(float(retry_after), 30.0))
             time.sleep(delay)
 
+    def call(self, method: str, base_url: str, path: str, token: str, payload: Any = None, *, label: str) -> Exchange:
+        """A plain JSON call under `base_url`'s prefix, as the provisioners make them."""
+        headers = bearer(token)
+        body = b""
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(payload).encode()
+        return self.send(method, base_url, join_target(base_url, path), headers=headers, body=body, label=label)
+
     def _send_once(
         self,
         method: str,
