@@ -40,3 +40,5 @@ def test_fault_is_caught_by_its_declared_requirements(report: SelfcheckReport, f
     assert outcome.problem is None, outcome.problem
     assert not outcome.missed, f"{fault}: declared {outcome.declared} but not failed: {outcome.missed}"
     assert outcome.verdict_problem() is None, outcome.verdict_problem()
+    # A check that fires on the wrong requirement misleads the server engineer reading the report.
+    assert not outcome.extra, f"{fault}: also failed {outcome.extra}, which it does not declare"

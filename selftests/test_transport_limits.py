@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -14,8 +16,9 @@ from build_conformance.transport import RequestBudgetExceeded, Transport, Transp
 
 class _Scripted(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    script: list[tuple[int, dict[str, str]]] = []
-    seen: list[float] = []
+    # Per-test copies are made in the fixture; the class attributes only declare the types.
+    script: ClassVar[list[tuple[int, dict[str, str]]]]
+    seen: ClassVar[list[float]]
 
     def do_POST(self) -> None:
         type(self).seen.append(time.monotonic())
@@ -81,3 +84,58 @@ def test_persistent_503_is_returned_after_bounded_retries(server: tuple[str, typ
 def test_connection_refused_is_a_transport_error_not_a_response() -> None:
     exchange = Transport(TransportSettings(retries=1, backoff=0.01)).send("POST", "http://127.0.0.1:9", b"/x")
     assert exchange.response is None and exchange.transport_error and exchange.attempts == 2
+
+
+def _early_413_server(graceful: bool) -> tuple[str, threading.Event]:
+    """A server that answers 413 from the headers alone, never reads the body, and closes: gracefully
+    (shut down its side, then drop the connection a little later) or at once (the peer gets a reset)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        with listener:
+            listener.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    connection, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                with connection:
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        chunk = connection.recv(65536)
+                        if not chunk:
+                            break
+                        head += chunk
+                    body = b'{"error": "request body too large", "code": "invalid_request"}'
+                    connection.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\n"
+                                       b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+                    if graceful:
+                        connection.shutdown(socket.SHUT_WR)
+                        stop.wait(0.3)
+
+    threading.Thread(target=serve, daemon=True).start()
+    host, port = listener.getsockname()[:2]
+    return f"http://{host}:{port}", stop
+
+
+@pytest.mark.parametrize("graceful", [True, False], ids=["graceful close", "abrupt close"])
+def test_transport_survives_an_early_413(graceful: bool) -> None:
+    """BODY-05: a server may answer 413 and close before the body is sent. httpcore keeps reading after
+    a failed write, so the suite sees the 413 — or, after an abrupt close, at worst a transport error —
+    promptly, and never a hang."""
+    url, stop = _early_413_server(graceful)
+    transport = Transport(TransportSettings(request_timeout=5.0, retries=0))
+    try:
+        started = time.monotonic()
+        exchange = transport.send("POST", url, b"/v1/templates/builds/x/cancel",
+                                  headers={"Content-Type": "application/json"}, body=b"x" * (10 * 1024 * 1024))
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        transport.close()
+    assert not exchange.timed_out and elapsed < 5.0
+    if graceful:
+        assert exchange.status == 413, exchange.describe()
+    else:
+        assert exchange.status == 413 or exchange.transport_error, exchange.describe()

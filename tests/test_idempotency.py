@@ -170,7 +170,14 @@ def test_repeat_cancel_changes_nothing(conformance: ConformanceSession, check: C
     if first.status != 200:
         check.not_run("IDEM-03", f"the first cancel of a {status} build answered {first.status}")
         return
-    # While pending: only judged when nothing else (the completion) happened between the two observations.
+    # While pending, a no-op is only judged when nothing else (the completion) happened in between:
+    # first two responses back to back (the shortest window), then two observations around a repeat.
+    echo = _cancel(conformance, build, "repeat right away", "repeat cancel right away")
+    before, again = response_build(first) or {}, response_build(echo) or {}
+    if before.get("status") not in TERMINAL and again.get("status") == before.get("status"):
+        check.that("IDEM-03", same_instant(before.get("updated_at"), again.get("updated_at")),
+                   "a repeat cancel while pending (response) moved updated_at", exchange=echo,
+                   expected=before.get("updated_at"), received=again.get("updated_at"))
     pending = conformance.observe(build.build_id)
     if pending is not None and pending.status not in TERMINAL:
         repeat = _cancel(conformance, build, "repeat while pending", "repeat cancel while pending")

@@ -5,9 +5,9 @@ The schema (`schemas/cancel-template-build-request.schema.json`) says: an option
 validated against it, so a change of the contract changes what is sent:
 
 - *reasons* are strings from every Unicode class (non-BMP, combining marks, right-to-left text,
-  format and control characters, emoji) up to `MAX_REASON` characters. Lone surrogates cannot be
-  encoded as UTF-8 and NUL is excluded (the brief allows a server to refuse it); both are outside
-  what a client can mean by "a string".
+  format and control characters, emoji) up to `MAX_REASON` characters. Lone surrogates are left
+  out (UTF-8 cannot encode them, so no client can send them as text), and so is NUL (many stores
+  cannot hold it, and the catalogue does not ask for it).
 - *wrong types* are JSON values of every type the schema does not allow, at the top level and for
   each property. `null` is the exception the requirements make: it may be rejected or treated as absent.
 - *malformed* bodies are not JSON at all.

@@ -269,6 +269,8 @@ def poll(
         if remaining <= 0:
             return last, False
         # A growing interval keeps a slow server from being flooded while a fast one settles quickly.
+        # Growing by a quarter (not doubling) sees a change at most ~25% of the wait so far late: a
+        # 0.2 s completion is seen after 0.23 s instead of 0.30 s, for two more observations.
         time.sleep(min(interval, remaining))
-        interval = min(interval * 2, max_interval)
+        interval = min(interval * 1.25, max_interval)
         last = observe()

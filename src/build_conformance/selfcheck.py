@@ -172,6 +172,8 @@ class SelfcheckReport:
             result = "caught" if f.caught else "MISSED " + (
                 ",".join(f.missed) if f.missed else (f.verdict_problem() or "")
             )
+            if f.caught and f.extra:
+                result += f" (also failed {','.join(f.extra)})"
             rows.append((f.name, ",".join(f.declared), ",".join(f.failed) or "-", result))
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
         lines = [
