@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -444,7 +445,8 @@ def schemathesis_run(fault: str | None, seed: int, max_examples: int, root: Path
         started = time.perf_counter()
         problem = None
         try:
-            completed = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=SCHEMATHESIS_TIMEOUT_S)
+            completed = subprocess.run(command, cwd=work, capture_output=True, text=True,
+                                       timeout=SCHEMATHESIS_TIMEOUT_S)
             code: int | None = completed.returncode
             (work / "output.txt").write_text(completed.stdout + completed.stderr, encoding="utf-8")
         except subprocess.TimeoutExpired:
@@ -663,7 +665,7 @@ def render_table(results: dict[str, Any]) -> str:
     if machine:
         notes.append(f"machine: {machine.get('cpus', '?')} CPUs, Python {machine.get('python', '?')}, "
                      f"load average {machine.get('load_start', '?')} at start, {machine.get('load_end', '?')} at end.")
-    return "\n".join(lines + [""] + notes)
+    return "\n".join([*lines, "", *notes])
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -730,28 +732,6 @@ def run_benchmark(plan: Plan, work: Path, log: Callable[[str], None]) -> dict[st
                 log(f"clean {index + 1}/{plan.repeat} {tool:<12} {record['wall_s']:6.1f} s "
                     f"{record['requests']} requests, load {record['load_before']}")
 
-        fault_tools = [*plan.fault_profiles, *(["schemathesis"] if plan.schemathesis else [])]
-        for tool in fault_tools if plan.faults else []:
-            wait_for_quiet(plan.max_load, plan.max_wait, log)
-            tasks: list[Callable[[], dict[str, Any]]] = []
-            for fault in plan.faults:
-                for index in range(plan.fault_repeat):
-                    if tool == "schemathesis":
-                        tasks.append(lambda f=fault, i=index: schemathesis_run(
-                            f, plan.seed, plan.max_examples, work / "faults", str(i)))
-                    else:
-                        tasks.append(lambda t=tool, f=fault, i=index: suite_run(t, f, plan.seed, work / "faults",
-                                                                                str(i)))
-            if tool == "schemathesis":
-                sweep = run_sweep(tool, plan.jobs, tasks, lambda _m: None)
-                judge_schemathesis(sweep, [r for r in results["clean_runs"] if r["tool"] == "schemathesis"])
-                for record in sweep:
-                    log(f"  schemathesis {record['fault']:<36} {'caught' if record['caught'] else 'missed':<7} "
-                        f"{record['wall_s']:6.1f} s {record['requests']} requests")
-            else:
-                sweep = run_sweep(f"{tool} profile", plan.jobs, tasks, log)
-            results["fault_runs"].extend(sweep)
-
         if plan.load_threads:
             wait_for_quiet(plan.max_load, plan.max_wait, log)
             body = reference_body_bytes()
@@ -762,6 +742,27 @@ def run_benchmark(plan: Plan, work: Path, log: Callable[[str], None]) -> dict[st
                     results["load_test"].append(entry)
                     log(f"load {kind:<9} {threads} thread(s): {entry['rps']:.0f} requests/s, "
                         f"p50 {entry['p50_ms']} ms, {entry['errors']} errors")
+
+        fault_tools = [*plan.fault_profiles, *(["schemathesis"] if plan.schemathesis else [])]
+        for tool in fault_tools if plan.faults else []:
+            wait_for_quiet(plan.max_load, plan.max_wait, log)
+            tasks: list[Callable[[], dict[str, Any]]] = []
+            for fault in plan.faults:
+                for index in range(plan.fault_repeat):
+                    if tool == "schemathesis":
+                        tasks.append(partial(schemathesis_run, fault, plan.seed, plan.max_examples, work / "faults",
+                                             str(index)))
+                    else:
+                        tasks.append(partial(suite_run, tool, fault, plan.seed, work / "faults", str(index)))
+            if tool == "schemathesis":
+                sweep = run_sweep(tool, plan.jobs, tasks, lambda _m: None)
+                judge_schemathesis(sweep, [r for r in results["clean_runs"] if r["tool"] == "schemathesis"])
+                for record in sweep:
+                    log(f"  schemathesis {record['fault']:<36} {'caught' if record['caught'] else 'missed':<7} "
+                        f"{record['wall_s']:6.1f} s {record['requests']} requests")
+            else:
+                sweep = run_sweep(f"{tool} profile", plan.jobs, tasks, log)
+            results["fault_runs"].extend(sweep)
     results["machine"]["load_end"] = round(load_average(), 2)
     results["rows"] = summarise(results)
     return results

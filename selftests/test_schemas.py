@@ -157,17 +157,34 @@ def test_digests_cover_every_contract_file() -> None:
     assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in digests.values())
 
 
-def test_resources_point_at_the_checkout() -> None:
-    repo = Path(__file__).resolve().parents[1]
-    assert resources.schemas_dir() == repo / "schemas"
-    assert resources.suite_dir() == repo / "tests"
+def _fake_checkout(root: Path) -> Path:
+    for name in ("schemas", "tests"):
+        (root / name).mkdir(parents=True)
+    (root / "pyproject.toml").write_text("")
+    return root
+
+
+def test_resources_fall_back_to_a_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkout = _fake_checkout(tmp_path / "checkout")
+    monkeypatch.setattr(resources, "_BUNDLED_DIR", tmp_path / "no-bundle")
+    monkeypatch.setattr(resources, "_CHECKOUT_DIR", checkout)
+    assert resources.schemas_dir() == checkout / "schemas"
+    assert resources.suite_dir() == checkout / "tests"
 
 
 def test_resources_prefer_the_bundled_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "schemas").mkdir()
-    monkeypatch.setattr(resources, "_BUNDLED_DIR", tmp_path)
-    assert resources.schemas_dir() == tmp_path / "schemas"
-    assert resources.suite_dir() == Path(__file__).resolve().parents[1] / "tests"
+    bundled = _fake_checkout(tmp_path / "bundled")
+    monkeypatch.setattr(resources, "_BUNDLED_DIR", bundled)
+    monkeypatch.setattr(resources, "_CHECKOUT_DIR", _fake_checkout(tmp_path / "checkout"))
+    assert resources.schemas_dir() == bundled / "schemas"
+    assert resources.suite_dir() == bundled / "tests"
+
+
+def test_resources_of_this_installation_hold_the_contract_and_the_suite() -> None:
+    # Editable or wheel install: whichever copy is used holds the same files as this checkout.
+    repo = Path(__file__).resolve().parents[1]
+    for found, pattern, here in ((resources.schemas_dir(), "*.json", "schemas"), (resources.suite_dir(), "test_*.py", "tests")):
+        assert {p.name for p in found.glob(pattern)} == {p.name for p in (repo / here).glob(pattern)}
 
 
 def test_resources_fail_clearly_when_nothing_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
