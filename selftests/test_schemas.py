@@ -183,7 +183,8 @@ def test_resources_prefer_the_bundled_copy(tmp_path: Path, monkeypatch: pytest.M
 def test_resources_of_this_installation_hold_the_contract_and_the_suite() -> None:
     # Editable or wheel install: whichever copy is used holds the same files as this checkout.
     repo = Path(__file__).resolve().parents[1]
-    for found, pattern, here in ((resources.schemas_dir(), "*.json", "schemas"), (resources.suite_dir(), "test_*.py", "tests")):
+    pairs = ((resources.schemas_dir(), "*.json", "schemas"), (resources.suite_dir(), "test_*.py", "tests"))
+    for found, pattern, here in pairs:
         assert {p.name for p in found.glob(pattern)} == {p.name for p in (repo / here).glob(pattern)}
 
 
