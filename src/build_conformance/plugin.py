@@ -22,7 +22,7 @@ from .observations import CURRENT_TEST, RECORDER, Observation
 from .provisioner import Capabilities, CapabilityMissing, ProvisioningError
 from .redaction import redact
 from .reporting import write_reports
-from .results import EXIT_CODES, EXIT_USAGE, build_results, write_results
+from .results import EXIT_CODES, build_results, write_results
 from .session import ConformanceSession, PreflightError, Target, open_session, preflight, shared_check
 from .transport import RequestBudgetExceeded, TargetUnavailable
 
@@ -127,7 +127,8 @@ def _open(config: pytest.Config) -> None:
             state.session.close()
             state.session = None
         state.active = False
-        pytest.exit(f"build-conformance: {redact(str(exc))}", returncode=EXIT_USAGE)
+        # A usage error prints one clean "ERROR: ..." line, no traceback; the CLI turns it into exit 2.
+        raise pytest.UsageError(f"build-conformance: {redact(str(exc))}") from None
 
 
 def _open_worker(config: pytest.Config) -> None:
