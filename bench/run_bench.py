@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=3, help="clean runs per tool; medians are reported")
     parser.add_argument("--fault-repeat", type=int, default=1, help="runs per tool and fault")
     parser.add_argument("--jobs", type=int, default=2, help="fault runs at once (clean runs are always serial)")
+    parser.add_argument("--run-timeout", type=float, default=900.0,
+                        help="seconds one suite run may take (a hanging fault makes every cancel time out)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of every run (both tools)")
     parser.add_argument("--max-examples", type=int, default=100, help="schemathesis --max-examples")
     parser.add_argument("--max-load", type=float, default=1.5,
@@ -121,6 +123,7 @@ class Plan:
     load_requests: int
     load_seconds: float
     quick_bench: bool
+    run_timeout: float = 900.0
 
 
 def _names(text: str, allowed: Iterable[str], what: str) -> tuple[str, ...]:
@@ -165,6 +168,7 @@ def make_plan(args: argparse.Namespace, all_faults: Sequence[str]) -> Plan:
         load_requests=args.load_requests,
         load_seconds=args.load_seconds,
         quick_bench=args.quick_bench,
+        run_timeout=args.run_timeout,
     )
     if args.quick_bench:
         plan = Plan(
@@ -173,6 +177,7 @@ def make_plan(args: argparse.Namespace, all_faults: Sequence[str]) -> Plan:
             schemathesis=args.schemathesis, repeat=1, fault_repeat=1, jobs=args.jobs, seed=args.seed,
             max_examples=20, max_load=None, max_wait=0.0, bytecode_cache=plan.bytecode_cache,
             load_threads=(2,) if args.load_test else (), load_requests=50, load_seconds=5.0, quick_bench=True,
+            run_timeout=args.run_timeout,
         )
     return plan
 
@@ -281,10 +286,14 @@ class CountingServer:
         self.tokens: list[str] = info.get("tokens", [])
 
     def count(self) -> int:
+        return int(self.stats()["requests"])
+
+    def stats(self) -> dict[str, float]:
+        """Requests parsed so far and the CPU seconds the server process has used."""
         assert self._process.stdin is not None and self._process.stdout is not None
         self._process.stdin.write("count\n")
         self._process.stdin.flush()
-        return int(json.loads(self._process.stdout.readline())["requests"])
+        return dict(json.loads(self._process.stdout.readline()))
 
     def stop(self) -> None:
         if self._process.poll() is None:
@@ -343,7 +352,7 @@ def serve_counting(kind: str, fault: str | None, body_bytes: int, stdin: TextIO,
         if line.strip() == "count":
             with lock:
                 value = counted[0]
-            stdout.write(json.dumps({"requests": value}) + "\n")
+            stdout.write(json.dumps({"requests": value, "cpu_s": time.process_time()}) + "\n")
             stdout.flush()
     stop()
     return 0
@@ -518,19 +527,27 @@ def load_test(kind: str, threads: int, per_thread: int, seconds: float, body_byt
         for thread in pool:
             thread.start()
         barrier.wait()
+        before = server.stats()
         started = time.perf_counter()
         for thread in pool:
             thread.join()
         elapsed = time.perf_counter() - started
+        after = server.stats()
     flat = sorted(x for per in latencies for x in per)
     done = len(flat)
 
     def pct(q: float) -> float:
         return round(1000 * flat[min(done - 1, int(q * done))], 2) if done else 0.0
 
+    served = after["requests"] - before["requests"]
+    cpu = after["cpu_s"] - before["cpu_s"]
     return {"server": kind, "threads": threads, "requests": done, "errors": sum(errors),
             "elapsed_s": round(elapsed, 2), "rps": round(done / elapsed, 1) if elapsed > 0 else 0.0,
-            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99)}
+            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+            # Server CPU per request and share of one core: near 1 core the server is the bottleneck,
+            # well below it the load generator (one Python process) is.
+            "server_cpu_ms_per_request": round(1000 * cpu / served, 3) if served else None,
+            "server_cores_busy": round(cpu / elapsed, 2) if elapsed > 0 else None}
 
 
 def reference_body_bytes() -> int:
@@ -634,7 +651,9 @@ def render_table(results: dict[str, Any]) -> str:
                 caught = f"{row['faults_caught']}/{row['faults_total']} new failures, " \
                          f"{row['faults_caught_strict']} strict"
         if row.get("tool") == "schemathesis":
-            clean = f"{row['clean_result']} ({len(row.get('clean_signatures', []))} failure kinds)"
+            kinds = row.get("clean_signatures", [])
+            listed = ", ".join(f"`{k}`" for k in kinds) if len(kinds) <= 2 else f"{len(kinds)} failure kinds"
+            clean = f"{row['clean_result']} ({listed})" if kinds else row["clean_result"]
         else:
             clean = row["clean_result"]
         target = "-"
@@ -652,15 +671,24 @@ def render_table(results: dict[str, Any]) -> str:
         f"run per tool and fault ({settings.get('jobs', '?')} at once); seed {settings.get('seed', '?')}; "
         f"schemathesis --max-examples {settings.get('max_examples', '?')}.",
     ]
+    for row in rows:
+        if row.get("tool") == "schemathesis" and "faults_total" in row:
+            found = sorted({r["fault"] for r in results.get("fault_runs", [])
+                            if r["tool"] == "schemathesis" and r.get("caught")})
+            notes.append(f"schemathesis caught: {', '.join(found) or 'none'}.")
+        elif row.get("faults_missed"):
+            notes.append(f"{row['profile']} missed: {', '.join(row['faults_missed'])}.")
     load = results.get("load_test") or []
     if load:
-        lines += ["", "| server | client threads | requests | errors | requests/s | p50 | p95 | p99 |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| server | client threads | requests | errors | requests/s | p50 | p95 | p99 "
+                      "| server CPU/request | server cores busy |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for entry in load:
             server = "reference (cancel)" if entry["server"] == "reference" else "minimal http.server (ceiling)"
             lines.append(f"| {server} | {entry['threads']} | {entry['requests']} | {entry['errors']} | "
                          f"{entry['rps']:.0f} | {entry['p50_ms']:.2f} ms | {entry['p95_ms']:.2f} ms | "
-                         f"{entry['p99_ms']:.2f} ms |")
+                         f"{entry['p99_ms']:.2f} ms | {_fmt(entry.get('server_cpu_ms_per_request'), ' ms', 2)} | "
+                         f"{_fmt(entry.get('server_cores_busy'), '', 2)} |")
     machine = results.get("machine", {})
     if machine:
         notes.append(f"machine: {machine.get('cpus', '?')} CPUs, Python {machine.get('python', '?')}, "
@@ -703,12 +731,16 @@ def run_benchmark(plan: Plan, work: Path, log: Callable[[str], None]) -> dict[st
             "faults": len(plan.faults), "schemathesis": plan.schemathesis, "repeat": plan.repeat,
             "fault_repeat": plan.fault_repeat, "jobs": plan.jobs, "seed": plan.seed,
             "max_examples": plan.max_examples, "max_load": plan.max_load, "bytecode_cache": plan.bytecode_cache,
-            "quick_bench": plan.quick_bench,
+            "quick_bench": plan.quick_bench, "run_timeout_s": plan.run_timeout,
         },
         "clean_runs": [], "fault_runs": [], "load_test": [],
     }
     with bytecode_cache(plan.bytecode_cache):
+        from build_conformance import selfcheck
         from build_conformance.selfcheck import FAULT_RUN_OPTIONS, HANG_SECONDS
+
+        # selfcheck bounds its targeted runs at 300 s; a whole-suite run against a hanging fault takes longer.
+        selfcheck.RUN_TIMEOUT = plan.run_timeout
 
         results["settings"].update(fault_run_options=list(FAULT_RUN_OPTIONS), hang_seconds=float(HANG_SECONDS),
                                    schemathesis_command=" ".join(schemathesis_command(

@@ -117,6 +117,7 @@ def test_summary_and_table(bench: ModuleType) -> None:
     table = bench.render_table(results)
     assert "| build-conformance `standard` | 11.0 s (10.0–12.0) | 1000 | conformant | 1/2 |" in table
     assert "1/2 new failures, 0 strict" in table
+    assert "| fails (`status_code_conformance:ST103:400`) |" in table
     assert "< 60 s met" in table
     assert "| minimal http.server (ceiling) | 8 | 2400 | 0 | 2000 |" in table
 
