@@ -72,28 +72,20 @@ def test_usage_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
     _assert_one_line_error(code, output, fragment)
 
 
-def test_unknown_config_key_suggests_the_right_one(tmp_path: Path) -> None:
-    (tmp_path / "build-conformance.toml").write_text('base_ulr = "http://127.0.0.1:9"\n')
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('base_ulr = "http://127.0.0.1:9"\n', "unknown key 'base_ulr' — did you mean 'base_url'?"),
+        ("profile = \n", "is not valid TOML"),
+        (f'token = "{TOKEN_A}"\n', "'token' must not be written in a configuration file"),
+        ("max_requests = 0\n", "max_requests"),
+    ],
+    ids=["unknown-key", "malformed", "token-in-file", "wrong-type"],
+)
+def test_bad_config_file(tmp_path: Path, content: str, fragment: str) -> None:
+    (tmp_path / "build-conformance.toml").write_text(content)
     code, output = run_cli(["run"], tmp_path)
-    _assert_one_line_error(code, output, "unknown key 'base_ulr' — did you mean 'base_url'?")
-
-
-def test_malformed_config_file(tmp_path: Path) -> None:
-    (tmp_path / "build-conformance.toml").write_text("profile = \n")
-    code, output = run_cli(["run"], tmp_path)
-    _assert_one_line_error(code, output, "is not valid TOML")
-
-
-def test_token_in_config_file_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "build-conformance.toml").write_text(f'token = "{TOKEN_A}"\n')
-    code, output = run_cli(["run"], tmp_path)
-    _assert_one_line_error(code, output, "'token' must not be written in a configuration file")
-
-
-def test_wrongly_typed_config_value(tmp_path: Path) -> None:
-    (tmp_path / "build-conformance.toml").write_text("max_requests = 0\n")
-    code, output = run_cli(["run"], tmp_path)
-    _assert_one_line_error(code, output, "max_requests")
+    _assert_one_line_error(code, output, fragment)
 
 
 def test_unreachable_target(tmp_path: Path) -> None:
