@@ -230,7 +230,7 @@ def suite_run(profile: str, fault: str | None, seed: int, root: Path, tag: str) 
     """One whole-suite run (as `build-conformance run --profile P` does it) through selfcheck.run_once."""
     from build_conformance.reference.faults import FAULTS
     from build_conformance.resources import suite_dir
-    from build_conformance.selfcheck import FAULT_RUN_OPTIONS, run_once
+    from build_conformance.selfcheck.mutation_score import FAULT_RUN_OPTIONS, run_once
 
     name = f"{profile}-{fault or 'clean'}-{tag}"
     declared = FAULTS[fault].violates if fault else ()
@@ -266,7 +266,7 @@ class CountingServer:
     """
 
     def __init__(self, kind: str, fault: str | None = None, *, body_bytes: int = 0) -> None:
-        from build_conformance.selfcheck import HANG_SECONDS
+        from build_conformance.selfcheck.mutation_score import HANG_SECONDS
 
         argv = [sys.executable, str(Path(__file__).resolve()), "serve-counting", "--kind", kind,
                 "--body-bytes", str(body_bytes)]
@@ -441,7 +441,7 @@ def failure_signatures(report_dir: Path) -> tuple[set[str], int]:
 
 
 def schemathesis_run(fault: str | None, seed: int, max_examples: int, root: Path, tag: str) -> dict[str, Any]:
-    from build_conformance.selfcheck import FAULT_RUN_OPTIONS
+    from build_conformance.selfcheck.mutation_score import FAULT_RUN_OPTIONS
 
     name = f"schemathesis-{fault or 'clean'}-{tag}"
     work = root / name
@@ -737,7 +737,7 @@ def run_benchmark(plan: Plan, work: Path, log: Callable[[str], None]) -> dict[st
     }
     with bytecode_cache(plan.bytecode_cache):
         from build_conformance import selfcheck
-        from build_conformance.selfcheck import FAULT_RUN_OPTIONS, HANG_SECONDS
+        from build_conformance.selfcheck.mutation_score import FAULT_RUN_OPTIONS, HANG_SECONDS
 
         # selfcheck bounds its targeted runs at 300 s; a whole-suite run against a hanging fault takes longer.
         selfcheck.RUN_TIMEOUT = plan.run_timeout

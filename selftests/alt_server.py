@@ -1,7 +1,7 @@
 """A second, independent conformant implementation of `POST /v1/templates/builds/{build_id}/cancel`.
 
 It exists to keep the conformance suite honest about false alarms: it follows every requirement of
-`spec/requirements.md` (MUST and SHOULD) while deliberately making *different* legitimate choices
+the requirement catalogue (MUST and SHOULD) while deliberately making *different* legitimate choices
 from a typical implementation, so a suite check tuned to one server's incidental behaviour fails here.
 
 Deliberate choices (each one allowed by the requirements and the client contract):

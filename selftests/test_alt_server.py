@@ -126,7 +126,7 @@ def test_conformance_suite_finds_no_violation(alt: AltServer, tmp_path: Path) ->
         sys.executable, "-m", "pytest",
         "-c", str(ROOT / "src" / "build_conformance" / "suite-pytest.ini"),
         "--rootdir", str(ROOT / "tests"),
-        "-p", "build_conformance.plugin", "-p", "no:cacheprovider",
+        "-p", "build_conformance.harness.plugin", "-p", "no:cacheprovider",
         "-q", str(ROOT / "tests"),
         "--base-url", alt.base_url,
         "--control-url", alt.control_url,

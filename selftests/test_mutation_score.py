@@ -13,7 +13,7 @@ import pytest
 
 from build_conformance.catalogue import load
 from build_conformance.reference.faults import FAULTS
-from build_conformance.selfcheck import SelfcheckReport, selfcheck
+from build_conformance.selfcheck.mutation_score import SelfcheckReport, selfcheck
 
 
 @pytest.fixture(scope="module")

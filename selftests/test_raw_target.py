@@ -23,15 +23,17 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from build_conformance import probes
-from build_conformance.api import CANCEL_PATH, CancelApi, SafetyError, decodings
-from build_conformance.checker import Check
-from build_conformance.observations import Recorder
-from build_conformance.probes import SegmentProbe
-from build_conformance.provisioner import Ledger, ProvisionedBuild
+from build_conformance.inputs import credentials, ids, segments
+from build_conformance.inputs.segments import SegmentProbe
+from build_conformance.judging import tenant_isolation
+from build_conformance.judging.check import Check
+from build_conformance.judging.per_response import ResponseChecks
+from build_conformance.judging.recorder import Recorder
+from build_conformance.provisioning.ledger import Ledger
+from build_conformance.provisioning.protocol import ProvisionedBuild
 from build_conformance.redaction import REDACTOR
-from build_conformance.response_checks import ResponseChecks
-from build_conformance.transport import Transport, TransportSettings, bearer, join_target
+from build_conformance.target.cancel_api import CANCEL_PATH, CancelApi, SafetyError, decodings
+from build_conformance.target.transport import Transport, TransportSettings, bearer, join_target
 
 MARKER = "bcz5eedf00d"
 OWNED_ID = "bld_0123456789abcdef0123"
@@ -118,14 +120,14 @@ def raw_target(request: pytest.FixtureRequest) -> Iterator[RawTarget]:
 
 
 def _fixed_probes() -> list[SegmentProbe]:
-    plan = probes.plan_unknown_ids([OWNED_ID, "bld_fedcba9876543210fedc", "bld_00ff00ff00ff00ff00ff"], MARKER)
-    shaped = [SegmentProbe(f"shape {i}", probes.encode_segment(c))
+    plan = ids.plan_unknown_ids([OWNED_ID, "bld_fedcba9876543210fedc", "bld_00ff00ff00ff00ff00ff"], MARKER)
+    shaped = [SegmentProbe(f"shape {i}", segments.encode_segment(c))
               for i, c in enumerate(plan.candidates(random.Random(1), MARKER, 3))]
     return [
-        *probes.named_malformed_segments(MARKER),
-        *probes.near_miss_segments(OWNED_ID, "x"),
-        *probes.near_miss_segments("id/with space", "é"),
-        SegmentProbe("one character percent-encoded", probes.encode_id_char(OWNED_ID)),
+        *segments.named_malformed_segments(MARKER),
+        *segments.near_miss_segments(OWNED_ID, "x"),
+        *segments.near_miss_segments("id/with space", "é"),
+        SegmentProbe("one character percent-encoded", segments.encode_id_char(OWNED_ID)),
         *shaped,
     ]
 
@@ -152,7 +154,7 @@ def test_query_strings_arrive_byte_exact(raw_target: RawTarget) -> None:
 
 def test_generated_probes_arrive_byte_exact(raw_target: RawTarget) -> None:
     @SETTINGS
-    @given(probe=probes.malformed_segments(MARKER))
+    @given(probe=segments.malformed_segments(MARKER))
     def generated(probe: SegmentProbe) -> None:
         meant, arrived = raw_target.send(probe.segment)
         assert arrived == meant
@@ -162,7 +164,7 @@ def test_generated_probes_arrive_byte_exact(raw_target: RawTarget) -> None:
 
 def test_schemathesis_probes_arrive_byte_exact(raw_target: RawTarget) -> None:
     @settings(SETTINGS, max_examples=20)
-    @given(probe=probes.schemathesis_segments(MARKER))
+    @given(probe=segments.schemathesis_segments(MARKER))
     def negative(probe: SegmentProbe) -> None:
         meant, arrived = raw_target.send(probe.segment)
         assert arrived == meant
@@ -195,8 +197,8 @@ def guarded_api(raw_target: RawTarget) -> CancelApi:
     ledger = Ledger()
     ledger.add(ProvisionedBuild(OWNED_ID, "A", "waiting", "tpl_1"))
     checks = ResponseChecks(Check(Recorder()))
-    return CancelApi(raw_target.transport, raw_target.base_url, {"A": TOKEN, "B": TOKEN + "b"}, ledger, checks,
-                     MARKER)
+    return CancelApi(raw_target.transport, raw_target.base_url, {"A": TOKEN, "B": TOKEN + "b"}, ledger.owns,
+                     checks.inspect, MARKER)
 
 
 @pytest.mark.parametrize(
@@ -220,10 +222,10 @@ def test_guard_refuses_what_the_run_does_not_own(
     ("build_id", "raw_segment", "probe_of"),
     [
         (OWNED_ID, None, None),
-        (OWNED_ID, probes.encode_id_char(OWNED_ID), None),  # decodes to the owned id
+        (OWNED_ID, segments.encode_id_char(OWNED_ID), None),  # decodes to the owned id
         (MARKER + "x", None, None),
         (MARKER, f"%25{MARKER}", None),  # '%' before the marker: decoded twice it is gone, once it is not
-        (MARKER, probes.encode_segment(probes.encode_segment(MARKER + "/x")), None),
+        (MARKER, segments.encode_segment(segments.encode_segment(MARKER + "/x")), None),
         ("", "", None),  # the empty segment names nothing
         (OWNED_ID + "x", None, OWNED_ID),
         (f"x/../{OWNED_ID}", f"x%2F..%2F{OWNED_ID}", OWNED_ID),
@@ -241,28 +243,28 @@ def test_guard_lets_owned_marked_and_declared_probes_through(
 
 
 def test_named_and_near_miss_segments_are_valid_and_marked() -> None:
-    for probe in probes.named_malformed_segments(MARKER):
-        assert probes.is_valid_segment(probe.segment), probe
+    for probe in segments.named_malformed_segments(MARKER):
+        assert segments.is_valid_segment(probe.segment), probe
         assert probe.segment == "" or any(MARKER in d for d in decodings(probe.segment)), probe
-    lengths = {p.name: len(p.segment) for p in probes.named_malformed_segments(MARKER)}
+    lengths = {p.name: len(p.segment) for p in segments.named_malformed_segments(MARKER)}
     assert lengths["4 KiB id"] >= 4096 and lengths["8 KiB id"] >= 8192
-    for probe in probes.near_miss_segments(OWNED_ID, "x"):
-        assert probes.is_valid_segment(probe.segment), probe
+    for probe in segments.near_miss_segments(OWNED_ID, "x"):
+        assert segments.is_valid_segment(probe.segment), probe
         assert OWNED_ID in unquote(probe.segment) or probe.decoded == OWNED_ID[:-1]
 
 
 @SETTINGS
-@given(probe=probes.malformed_segments(MARKER))
+@given(probe=segments.malformed_segments(MARKER))
 def test_generated_segments_are_valid_and_marked(probe: SegmentProbe) -> None:
-    assert probes.is_valid_segment(probe.segment)
+    assert segments.is_valid_segment(probe.segment)
     assert MARKER in probe.decoded or any(MARKER in d for d in decodings(probe.segment))
     assert MARKER in probe.decoded  # the marker is never glued to a '%' on its first decoding
 
 
 @settings(SETTINGS, max_examples=20)
-@given(probe=probes.schemathesis_segments(MARKER))
+@given(probe=segments.schemathesis_segments(MARKER))
 def test_schemathesis_segments_are_valid_and_marked(probe: SegmentProbe) -> None:
-    assert probes.is_valid_segment(probe.segment)
+    assert segments.is_valid_segment(probe.segment)
     assert probe.segment.startswith(MARKER)
 
 
@@ -272,14 +274,14 @@ def test_schemathesis_segments_are_valid_and_marked(probe: SegmentProbe) -> None
      ("a%zz", False), ("a/b", False), ("a#b", False), ("é", False)],
 )
 def test_is_valid_segment(segment: str, valid: bool) -> None:
-    assert probes.is_valid_segment(segment) is valid
+    assert segments.is_valid_segment(segment) is valid
 
 
 def test_encode_id_char_addresses_the_same_id() -> None:
     for build_id in (OWNED_ID, "42", "a-b_c.d~e", "x:y"):
-        encoded = probes.encode_id_char(build_id)
+        encoded = segments.encode_id_char(build_id)
         assert unquote(encoded) == build_id
-        assert encoded != probes.encode_segment(build_id)
+        assert encoded != segments.encode_segment(build_id)
 
 
 def _random_text(seed: int, alphabet: str, length: int) -> str:
@@ -299,7 +301,7 @@ def _random_text(seed: int, alphabet: str, length: int) -> str:
     ids=["uuid", "prefixed-hex", "base36", "ulid", "dated-upper"],
 )
 def test_learned_shapes_keep_length_separators_and_alphabet(samples: list[str]) -> None:
-    plan = probes.plan_unknown_ids(samples, MARKER)
+    plan = ids.plan_unknown_ids(samples, MARKER)
     assert plan.usable
     candidates = plan.candidates(random.Random(7), MARKER, 5, exclude=samples)
     assert len(candidates) == 5
@@ -317,13 +319,13 @@ def test_learned_shapes_keep_length_separators_and_alphabet(samples: list[str]) 
 def test_marker_is_embedded_where_the_alphabet_allows() -> None:
     # Every column holds a letter and a digit, and together they use all of a-z and 0-9.
     samples = ["abcdefghijklmnopqrstuvwx", "012345678901234567890123", "yz" * 12]
-    plan = probes.plan_unknown_ids(samples, MARKER)
+    plan = ids.plan_unknown_ids(samples, MARKER)
     assert plan.marked
     assert all(MARKER in c for c in plan.candidates(random.Random(3), MARKER, 3))
 
 
 def test_sequential_ids_are_not_guessed() -> None:
-    plan = probes.plan_unknown_ids(["101", "102", "103"], MARKER)
+    plan = ids.plan_unknown_ids(["101", "102", "103"], MARKER)
     assert not plan.marked
     assert not plan.usable
 
@@ -332,24 +334,24 @@ def test_revealed_fields_allows_what_was_sent() -> None:
     build = {"build_id": OWNED_ID, "template_id": "tpl_abcdef123", "name": "my-build", "status": "waiting",
              "created_at": "2026-01-01T00:00:00Z", "namespace_slug": "acme"}
     quiet = json.dumps({"error": f"build {OWNED_ID} not found", "code": "template_build_not_found"}).encode()
-    assert probes.revealed_fields(build, quiet, json.loads(quiet), sent=OWNED_ID) == []
+    assert tenant_isolation.revealed_fields(build, quiet, json.loads(quiet), sent=OWNED_ID) == []
     loud = json.dumps({"error": "forbidden", "build": {"status": "waiting", "template_id": "tpl_abcdef123"}}).encode()
-    found = probes.revealed_fields(build, loud, json.loads(loud), sent=OWNED_ID)
+    found = tenant_isolation.revealed_fields(build, loud, json.loads(loud), sent=OWNED_ID)
     assert any(f.startswith("template_id=") for f in found) and any(f.startswith("status=") for f in found)
     timestamp = b'{"error": "created 2026-01-01T00:00:00Z"}'
-    revealed = probes.revealed_fields(build, timestamp, json.loads(timestamp), sent="")
+    revealed = tenant_isolation.revealed_fields(build, timestamp, json.loads(timestamp), sent="")
     assert revealed == ["created_at='2026-01-01T00:00:00Z'"]
 
 
 def test_probe_credentials_are_long_random_and_distinct() -> None:
-    secrets_ = {probes.probe_secret() for _ in range(20)}
+    secrets_ = {credentials.probe_secret() for _ in range(20)}
     assert len(secrets_) == 20 and all(len(s) >= 40 for s in secrets_)
-    forms = probes.other_credential_forms(TOKEN)
+    forms = credentials.other_credential_forms(TOKEN)
     assert {f.name for f in forms} >= {"basic-token-as-user", "basic-token-as-password", "token-scheme",
                                         "bare-token", "bearer-empty", "x-api-key-only"}
     for form in forms:
         assert all(f"Bearer {TOKEN}" != v for _, v in form.headers)
-    unknown = {p.name: p for p in probes.unknown_bearer_tokens(TOKEN)}
+    unknown = {p.name: p for p in credentials.unknown_bearer_tokens(TOKEN)}
     assert unknown["truncated"].presented == (TOKEN[:-1],) and unknown["extended"].presented == (TOKEN + "x",)
 
 

@@ -29,7 +29,7 @@ from build_conformance.cli import main
 from build_conformance.reporting import HTML, JUNIT, SUMMARY, render_all, write_reports
 from build_conformance.reporting.junit import WARNING_PREFIX
 from build_conformance.reporting.markdown import cell
-from build_conformance.reporting.model import results_schema, validate
+from build_conformance.reporting.results_file import results_schema, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSET_K = "test_shape or test_errors"
@@ -58,7 +58,7 @@ def _pytest_command(report_dir: Path, *options: str) -> list[str]:
         sys.executable, "-m", "pytest",
         "-c", str(ROOT / "src" / "build_conformance" / "suite-pytest.ini"),
         "--rootdir", str(ROOT / "tests"),
-        "-p", "build_conformance.plugin", "-p", "no:cacheprovider", "-q",
+        "-p", "build_conformance.harness.plugin", "-p", "no:cacheprovider", "-q",
         str(ROOT / "tests"), "-k", SUBSET_K,
         "--report-dir", str(report_dir), *options,
     ]  # fmt: skip

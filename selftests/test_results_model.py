@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from build_conformance.catalogue import load
-from build_conformance.observations import Observation, Recorder
-from build_conformance.results import requirement_results, status_of, verdict_of
+from build_conformance.judging.recorder import Observation, Recorder
+from build_conformance.judging.verdicts import requirement_results, status_of, verdict_of
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 The official client (nullspace-sdk's generated models) is the oracle wherever it is strict: removing a
 key, picking an enum value or a readiness variant must be judged the same way by our schemas and by
 the client's ``from_dict``. Where the client is lax (it never type-checks scalars and accepts null
-strings), the schemas follow sdk-contract-facts.md and the tests say so explicitly.
+strings), the schemas follow the client's declared contract (schemas/DECISIONS.md) and the tests say so
+explicitly.
 """
 
 from __future__ import annotations
@@ -43,9 +44,11 @@ from nullspace._generated_api.nullspace_openapi_client.models import (
 from schemathesis.core.transport import Response
 
 from build_conformance import contract, resources
+from build_conformance.judging.shape import requirement_of
 
 Path_ = tuple[str | int, ...]
 
+ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = resources.schemas_dir() / "examples"
 OPERATION = ("/v1/templates/builds/{build_id}/cancel", "POST")
 
@@ -107,7 +110,7 @@ def without(doc: dict[str, Any], path: Path_) -> dict[str, Any]:
 
 
 def sdk_accepts(parse: Callable[[dict[str, Any]], object], doc: dict[str, Any]) -> bool:
-    # The generated models surface every contract breach as one of these, unwrapped (sdk facts §3).
+    # The generated models surface every contract breach as one of these, unwrapped.
     try:
         parse(doc)
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -223,7 +226,7 @@ def test_documented_example_only_adds_fields_the_page_left_out() -> None:
         ("entries", 0, "error_detail", "phase"),
         ("entries", 0, "result", "visibility"),
     }
-    page = Path("/work/shared/seed/cancel-template-build.txt")
+    page = ROOT.parent / "shared" / "seed" / "cancel-template-build.txt"
     if not page.exists():
         pytest.skip("the seed page is not available outside the development workspace")
     text = page.read_text(encoding="utf-8")
@@ -240,7 +243,7 @@ def test_error_example_is_valid_and_parses_in_the_official_client() -> None:
     assert ErrorResponse.from_dict(doc).code == ErrorResponseCode.TEMPLATE_BUILD_NOT_FOUND
 
 
-# What sdk-contract-facts.md §2 lists as required, for the objects the documented example holds.
+# What the official client's models require, for the objects the documented example holds.
 FAILURE_DETAIL_REQUIRED = {"code", "message", "phase", "retryable", "suggested_action"}
 TCP_REQUIRED = {"kind", "port"}
 REQUIRED_IN_EXAMPLE: dict[Path_, set[str]] = {
@@ -295,7 +298,7 @@ def test_removing_a_key_fails_exactly_when_it_is_required(path: Path_) -> None:
 def test_null_fails_wherever_a_key_is_present(path: Path_) -> None:
     found = contract.violations(contract.SNAPSHOT, with_(documented(), path, None))
     assert found, "null must never validate (SHAPE-04)"
-    assert {contract.classify(v) for v in found} == {"SHAPE-04"}
+    assert {requirement_of(v) for v in found} == {"SHAPE-04"}
     assert all(v.json_path == json_path(path) and v.message.startswith("null ") for v in found)
 
 
@@ -303,7 +306,7 @@ def test_null_array_items_fail() -> None:
     doc = documented()
     for path in [("build", "tags", 0), ("build", "artifact_ids", 0), ("entries", 0)]:
         found = contract.violations(contract.SNAPSHOT, with_(doc, path, None))
-        assert [contract.classify(v) for v in found] == ["SHAPE-04"], path
+        assert [requirement_of(v) for v in found] == ["SHAPE-04"], path
 
 
 @pytest.mark.parametrize("path", list(object_paths(documented())), ids=json_path)
@@ -346,7 +349,7 @@ BAD_VALUES: list[tuple[Path_, object, str]] = [
 def test_undocumented_enum_values_fail_here_and_in_the_client(path: Path_, value: object, requirement: str) -> None:
     doc = with_(documented(), path, value)
     found = contract.violations(contract.SNAPSHOT, doc)
-    assert [(v.json_path, v.keyword, contract.classify(v)) for v in found] == [(json_path(path), "enum", requirement)]
+    assert [(v.json_path, v.keyword, requirement_of(v)) for v in found] == [(json_path(path), "enum", requirement)]
     assert json.dumps(value) in str(found[0])
     assert not sdk_snapshot(doc)
 
@@ -367,13 +370,13 @@ def test_optional_entry_enums_and_counters() -> None:
         ("phase", 1),
     ]:
         found = contract.violations(contract.SNAPSHOT, with_(doc, ("entries", 0, key), value))
-        assert [contract.classify(v) for v in found] == ["LOG-04"], key
+        assert [requirement_of(v) for v in found] == ["LOG-04"], key
 
 
 @pytest.mark.parametrize("value", [1.0, True, "1", -1, 2**64, [1], {}])
 def test_next_offset_must_be_a_uint64_json_integer(value: object) -> None:
     found = contract.violations(contract.SNAPSHOT, with_(documented(), ("next_offset",), value))
-    assert [(v.json_path, contract.classify(v)) for v in found] == [("$.next_offset", "SHAPE-01")]
+    assert [(v.json_path, requirement_of(v)) for v in found] == [("$.next_offset", "SHAPE-01")]
 
 
 @pytest.mark.parametrize("value", [0, 1, 2**64 - 1])
@@ -398,7 +401,7 @@ def test_next_offset_bounds_are_inclusive(value: int) -> None:
 )
 def test_wrong_types_fail(path: Path_, value: object, requirement: str) -> None:
     found = contract.violations(contract.SNAPSHOT, with_(documented(), path, value))
-    assert found and {contract.classify(v) for v in found} == {requirement}
+    assert found and {requirement_of(v) for v in found} == {requirement}
 
 
 @pytest.mark.parametrize(
@@ -413,7 +416,7 @@ def test_wrong_types_fail(path: Path_, value: object, requirement: str) -> None:
 )
 def test_top_level_shape_is_shape_01(doc: object, path: str) -> None:
     found = [v for v in contract.violations(contract.SNAPSHOT, doc) if v.json_path == path]
-    assert found and {contract.classify(v) for v in found} == {"SHAPE-01"}
+    assert found and {requirement_of(v) for v in found} == {"SHAPE-01"}
 
 
 def test_empty_entries_are_valid() -> None:
@@ -424,7 +427,7 @@ def test_labels_are_an_open_map_of_strings() -> None:
     path = ("build", "oci_metadata", "labels")
     assert valid(with_(documented(), path, {"org.opencontainers.image.title": "x", "a b": ""}))
     found = contract.violations(contract.SNAPSHOT, with_(documented(), path, {"org.opencontainers.image.title": None}))
-    assert [(v.json_path, contract.classify(v)) for v in found] == [
+    assert [(v.json_path, requirement_of(v)) for v in found] == [
         ("$.build.oci_metadata.labels['org.opencontainers.image.title']", "SHAPE-04")
     ]
 
@@ -465,7 +468,7 @@ GOOD_DATE_TIMES = [
 def test_non_rfc3339_date_times_fail(path: Path_, value: object) -> None:
     found = contract.violations(contract.SNAPSHOT, with_(documented(), path, value))
     # A bad date-time is SHAPE-03 even inside an entry, and even when it is no string at all.
-    assert [(v.json_path, contract.classify(v)) for v in found] == [(json_path(path), "SHAPE-03")]
+    assert [(v.json_path, requirement_of(v)) for v in found] == [(json_path(path), "SHAPE-03")]
     assert json.dumps(value, ensure_ascii=False) in found[0].message
 
 
@@ -509,7 +512,7 @@ def test_a_readiness_variant_without_its_required_field_names_the_variant(kind: 
     probe = {k: v for k, v in PROBES[kind].items() if k != missing}
     doc = with_(documented(), PROBE_PATHS[0], probe)
     found = contract.violations(contract.SNAPSHOT, doc)
-    assert [(v.json_path, v.keyword, contract.classify(v)) for v in found] == [
+    assert [(v.json_path, v.keyword, requirement_of(v)) for v in found] == [
         ("$.build.runtime_defaults.readiness", "required", "SHAPE-02")
     ]
     assert f"'{missing}'" in found[0].message and f'kind "{kind}"' in found[0].message

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from build_conformance.transport import RequestBudgetExceeded, Transport, TransportSettings
+from build_conformance.target.transport import RequestBudgetExceeded, Transport, TransportSettings
 
 
 class _Scripted(BaseHTTPRequestHandler):

@@ -1,6 +1,6 @@
 """BODY-01..06: the optional request body, the recorded reason, invalid, hostile and oversized bodies.
 
-Bodies come from `build_conformance.bodies`, which derives them from the request schema. Every
+Bodies come from `build_conformance.inputs.bodies`, which derives them from the request schema. Every
 rejection is followed by an observation of the build (GEN-03 and the family ID); every accepted
 reason is compared character for character in the response and in a later observation.
 """
@@ -13,39 +13,28 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from build_conformance import bodies
-from build_conformance.bodies import Body
-from build_conformance.checker import Check, RequirementFailed
-from build_conformance.lifecycle import (
+from build_conformance.harness.markers import judges, observes
+from build_conformance.harness.run import ConformanceRun
+from build_conformance.inputs import bodies
+from build_conformance.inputs.bodies import Body
+from build_conformance.judging.check import Check, RequirementFailed
+from build_conformance.judging.lifecycle import (
     field_changes,
     instant,
     reason_findings,
     record,
     response_build,
 )
-from build_conformance.provisioner import TERMINAL, ProvisionedBuild, Snapshot
-from build_conformance.session import ConformanceSession
-from build_conformance.side_effects import build_changes, expect_unchanged
-from build_conformance.transport import Exchange
+from build_conformance.judging.side_effects import build_changes, expect_unchanged
+from build_conformance.provisioning.protocol import ProvisionedBuild
+from build_conformance.target.cancel_api import JSON_MEDIA_TYPE
+from build_conformance.target.exchange import Exchange
 
-JSON = "application/json"
 REJECTED_BODY = frozenset({400, 415, 422})
 OVERSIZE_ANSWERS = frozenset({200, 400, 413, 422})
 
 
-def _cancel(conformance: ConformanceSession, build: ProvisionedBuild, body: Body | bytes, *,
-            content_type: str | None = JSON, label: str, allow_no_response: bool = False) -> Exchange:
-    content = body.content if isinstance(body, Body) else body
-    return conformance.api.cancel(build.build_id, body=content, content_type=content_type,
-                                  template_id=build.template_id, label=label, allow_no_response=allow_no_response)
-
-
-def _settled(conformance: ConformanceSession, build: ProvisionedBuild) -> Snapshot | None:
-    snapshot, _ = conformance.settle(build.build_id, lambda s: s.status in TERMINAL)
-    return snapshot
-
-
-def _reason_recorded(check: Check, requirement: str, conformance: ConformanceSession, build: ProvisionedBuild,
+def _reason_recorded(check: Check, requirement: str, conformance: ConformanceRun, build: ProvisionedBuild,
                      exchange: Exchange, sent: str | None, *, settle: bool) -> bool:
     """The reason in the response, in an observation right after, and (if `settle`) once terminal."""
     built = response_build(exchange)
@@ -53,7 +42,7 @@ def _reason_recorded(check: Check, requirement: str, conformance: ConformanceSes
                                       exchange=exchange)
     observations = [("observation", conformance.observe(build.build_id))]
     if settle:
-        observations.append(("observation once terminal", _settled(conformance, build)))
+        observations.append(("observation once terminal", conformance.settled(build.build_id)))
     for where, snapshot in observations:
         if snapshot is None:
             check.error(requirement, f"could not observe the build ({where})")
@@ -66,20 +55,21 @@ def _reason_recorded(check: Check, requirement: str, conformance: ConformanceSes
 
 OPTIONAL_BODIES = [
     pytest.param(b"", None, None, id="no body, no Content-Type"),
-    pytest.param(b"", JSON, None, id="no body, Content-Type application/json"),
-    pytest.param(b"{}", JSON, None, id="empty object"),
+    pytest.param(b"", JSON_MEDIA_TYPE, None, id="no body, Content-Type application/json"),
+    pytest.param(b"{}", JSON_MEDIA_TYPE, None, id="empty object"),
     pytest.param(b"{}", "application/json; charset=utf-8", None, id="empty object, charset parameter"),
-    pytest.param(b'{"reason": "no longer needed"}', JSON, "no longer needed", id="reason"),
+    pytest.param(b'{"reason": "no longer needed"}', JSON_MEDIA_TYPE, "no longer needed", id="reason"),
 ]
 
 
-@pytest.mark.requirement("BODY-01", "BODY-02")
+@judges("BODY-01")
+@observes("BODY-02")
 @pytest.mark.parametrize("status", ["waiting", "building"])
 @pytest.mark.parametrize(("content", "content_type", "reason"), OPTIONAL_BODIES)
-def test_optional_body_is_accepted(conformance: ConformanceSession, check: Check, status: str, content: bytes,
+def test_optional_body_is_accepted(conformance: ConformanceRun, check: Check, status: str, content: bytes,
                                    content_type: str | None, reason: str | None) -> None:
     build = conformance.provision(status)
-    exchange = _cancel(conformance, build, content, content_type=content_type, label=f"cancel {status} build")
+    exchange = conformance.cancel(build, body=content, content_type=content_type, label=f"cancel {status} build")
     check.require("BODY-01", exchange.status == 200, f"the cancel was answered {exchange.status}",
                   exchange=exchange, expected=200, received=exchange.status)
     _reason_recorded(check, "BODY-02", conformance, build, exchange, reason, settle=False)
@@ -88,24 +78,25 @@ def test_optional_body_is_accepted(conformance: ConformanceSession, check: Check
 # ------------------------------------------------------------------------------------------------ BODY-02
 
 
-@pytest.mark.requirement("BODY-02")
+@judges("BODY-02")
 @pytest.mark.parametrize("escaped", [False, True], ids=["raw UTF-8", "u-escaped"])
-def test_special_reasons_recorded_exactly(conformance: ConformanceSession, check: Check, escaped: bool) -> None:
+def test_special_reasons_recorded_exactly(conformance: ConformanceRun, check: Check, escaped: bool) -> None:
     for what, reason in bodies.SPECIAL_REASONS:
         build = conformance.provision("waiting")
-        exchange = _cancel(conformance, build, bodies.reason_body(reason, escaped=escaped), label=f"reason: {what}")
+        body = bodies.reason_body(reason, escaped=escaped)
+        exchange = conformance.cancel(build, body=body.content, label=f"reason: {what}")
         if check.that("BODY-02", exchange.status == 200, f"a cancel with a {what} reason was answered "
                       f"{exchange.status}", exchange=exchange, expected=200, received=exchange.status):
             _reason_recorded(check, "BODY-02", conformance, build, exchange, reason, settle=False)
 
 
-@pytest.mark.requirement("BODY-02")
-def test_generated_reasons_recorded_exactly(conformance: ConformanceSession, check: Check) -> None:
+@judges("BODY-02")
+def test_generated_reasons_recorded_exactly(conformance: ConformanceRun, check: Check) -> None:
     @conformance.property_settings(standard=20)
     @hypothesis.given(body=bodies.reason_bodies(), status=st.sampled_from(["waiting", "building"]))
     def reason_survives(body: Body, status: str) -> None:
         build = conformance.provision(status)
-        exchange = _cancel(conformance, build, body, label=f"cancel {status} build with a generated reason")
+        exchange = conformance.cancel(build, body=body.content, label=f"cancel {status} build with a generated reason")
         accepted = check.that("BODY-02", exchange.status == 200, f"answered {exchange.status}",
                               exchange=exchange, expected=200, received=exchange.status)
         # A pending cancellation completes later: the reason must survive the completion too.
@@ -122,7 +113,7 @@ def test_generated_reasons_recorded_exactly(conformance: ConformanceSession, che
 class _Target:
     """One build the rejection probes share, replaced when a probe changed it (then judged a failure)."""
 
-    def __init__(self, conformance: ConformanceSession, status: str) -> None:
+    def __init__(self, conformance: ConformanceRun, status: str) -> None:
         self._conformance = conformance
         self._status = status
         self.build = conformance.provision(status)
@@ -131,7 +122,7 @@ class _Target:
     def probe(self, check: Check, requirement: str, body: Body, content_type: str | None,
               allowed: frozenset[int]) -> bool:
         conformance = self._conformance
-        exchange = _cancel(conformance, self.build, body, content_type=content_type, label=body.description)
+        exchange = conformance.cancel(self.build, body=body.content, content_type=content_type, label=body.description)
         rejected = check.that(
             requirement, exchange.status in allowed,
             f"{body.description} ({content_type or 'no Content-Type'}) answered {exchange.status}",
@@ -148,33 +139,36 @@ class _Target:
         return rejected and unchanged
 
 
-@pytest.mark.requirement("BODY-03", "GEN-03")
+@judges("BODY-03")
+@observes("GEN-03")
 @pytest.mark.parametrize("status", ["waiting", "building"])
-def test_invalid_bodies_rejected(conformance: ConformanceSession, check: Check, status: str) -> None:
+def test_invalid_bodies_rejected(conformance: ConformanceRun, check: Check, status: str) -> None:
     target = _Target(conformance, status)
     for body in bodies.INVALID_EXAMPLES:
-        target.probe(check, "BODY-03", body, JSON, REJECTED_BODY)
+        target.probe(check, "BODY-03", body, JSON_MEDIA_TYPE, REJECTED_BODY)
 
 
-@pytest.mark.requirement("BODY-03", "GEN-03")
-def test_generated_invalid_bodies_rejected(conformance: ConformanceSession, check: Check) -> None:
+@judges("BODY-03")
+@observes("GEN-03")
+def test_generated_invalid_bodies_rejected(conformance: ConformanceRun, check: Check) -> None:
     target = _Target(conformance, "waiting")
 
     @conformance.property_settings(standard=25)
     @hypothesis.given(body=bodies.invalid_bodies())
     def rejected_without_effect(body: Body) -> None:
-        if not target.probe(check, "BODY-03", body, JSON, REJECTED_BODY):
+        if not target.probe(check, "BODY-03", body, JSON_MEDIA_TYPE, REJECTED_BODY):
             raise RequirementFailed(f"{body.description} was not rejected without effect")
 
     rejected_without_effect()
 
 
-@pytest.mark.requirement("BODY-03", "BODY-02", "GEN-03")
+@judges("BODY-03")
+@observes("BODY-02", "GEN-03")
 @pytest.mark.parametrize("body", bodies.NULLISH_EXAMPLES, ids=lambda b: b.description)
-def test_null_reason_rejected_or_absent(conformance: ConformanceSession, check: Check, body: Body) -> None:
+def test_null_reason_rejected_or_absent(conformance: ConformanceRun, check: Check, body: Body) -> None:
     build = conformance.provision("waiting")
     before = conformance.observe(build.build_id)
-    exchange = _cancel(conformance, build, body, label=body.description)
+    exchange = conformance.cancel(build, body=body.content, label=body.description)
     if exchange.status == 200:
         _reason_recorded(check, "BODY-02", conformance, build, exchange, None, settle=False)
         return
@@ -219,21 +213,21 @@ def _injected_values_found(build: dict[str, Any], injected: dict[str, Any]) -> l
     return found
 
 
-@pytest.mark.requirement("BODY-04")
+@judges("BODY-04")
 @pytest.mark.parametrize("status", ["waiting", "building"])
-def test_unknown_fields_set_nothing(conformance: ConformanceSession, check: Check, status: str) -> None:
+def test_unknown_fields_set_nothing(conformance: ConformanceRun, check: Check, status: str) -> None:
     reason = "mass assignment probe"
     control, probe = conformance.provision(status), conformance.provision(status)
     before = {b.build_id: conformance.observe(b.build_id) for b in (control, probe)}
-    normal = _cancel(conformance, control, bodies.encode({"reason": reason}, escaped=False), label="a normal cancel")
-    hostile = _cancel(conformance, probe, bodies.encode({**INJECTED, "reason": reason}, escaped=False),
+    normal = conformance.cancel(control, reason=reason, label="a normal cancel")
+    hostile = conformance.cancel(probe, body=bodies.encode({**INJECTED, "reason": reason}, escaped=False),
                       label="a cancel whose body names build fields")
     if normal.status != 200:
         check.not_run("BODY-04", f"a normal cancel of a {status} build answered {normal.status}: nothing to compare")
         return
     check.require("BODY-04", hostile.status == 200, f"unknown body fields must be ignored: a cancel with them "
                   f"answered {hostile.status}", exchange=hostile, expected=200, received=hostile.status)
-    after = {b.build_id: _settled(conformance, b) for b in (control, probe)}
+    after = {b.build_id: conformance.settled(b.build_id) for b in (control, probe)}
     snapshots = [before[control.build_id], after[control.build_id], before[probe.build_id], after[probe.build_id]]
     if any(s is None for s in snapshots):
         check.error("BODY-04", "could not observe the builds")
@@ -258,13 +252,13 @@ def test_unknown_fields_set_nothing(conformance: ConformanceSession, check: Chec
                exchange=hostile, expected=control_after.status, received=probe_after.status)
 
 
-@pytest.mark.requirement("BODY-04")
+@judges("BODY-04")
 @pytest.mark.parametrize("status", ["ready", "error"])
-def test_unknown_fields_cannot_reopen_terminal(conformance: ConformanceSession, check: Check, status: str) -> None:
+def test_unknown_fields_cannot_reopen_terminal(conformance: ConformanceRun, check: Check, status: str) -> None:
     build = conformance.provision(status)
     before = conformance.observe(build.build_id)
     injected = {**INJECTED, "status": "cancelled", "error": "", "finished_at": "2000-01-02T00:00:00Z"}
-    exchange = _cancel(conformance, build, bodies.encode(injected, escaped=False),
+    exchange = conformance.cancel(build, body=bodies.encode(injected, escaped=False),
                        label=f"a cancel of a {status} build whose body names build fields")
     after = conformance.observe(build.build_id)
     if before is None or after is None:
@@ -295,14 +289,15 @@ def _oversized(size: int) -> tuple[str, bytes]:
     return reason, content
 
 
-@pytest.mark.requirement("BODY-05", "GEN-03")
+@judges("BODY-05")
+@observes("GEN-03")
 @pytest.mark.parametrize("size", [MIB, 10 * MIB], ids=["1 MiB reason", "10 MiB body"])
-def test_oversized_bodies(conformance: ConformanceSession, check: Check, size: int) -> None:
+def test_oversized_bodies(conformance: ConformanceRun, check: Check, size: int) -> None:
     build = conformance.provision("waiting")
     before = conformance.observe(build.build_id)
     reason, content = _oversized(size)
-    exchange = _cancel(conformance, build, content, label=f"cancel with a {size // MIB} MiB body",
-                       allow_no_response=True)
+    exchange = conformance.cancel(build, body=content, label=f"cancel with a {size // MIB} MiB body",
+                                  allow_no_response=True)
     after = conformance.observe(build.build_id)
     if exchange.timed_out:
         check.that("BODY-05", False, f"no answer to a {size // MIB} MiB body within the request timeout",
@@ -336,15 +331,16 @@ def test_oversized_bodies(conformance: ConformanceSession, check: Check, size: i
 # ------------------------------------------------------------------------------------------------ BODY-06
 
 NON_JSON = [
-    pytest.param("text/plain", b'{"reason": "sent as text/plain"}', id="text/plain carrying JSON"),
+    pytest.param("text/plain", b'{"reason": "sent as text/plain"}', id="text/plain carrying JSON_MEDIA_TYPE"),
     pytest.param("text/plain; charset=utf-8", b"cancel it", id="text/plain"),
     pytest.param("application/x-www-form-urlencoded", b"reason=sent+as+a+form", id="form-encoded"),
 ]
 
 
-@pytest.mark.requirement("BODY-06", "GEN-03")
+@judges("BODY-06")
+@observes("GEN-03")
 @pytest.mark.parametrize(("content_type", "content"), NON_JSON)
-def test_non_json_content_type_rejected(conformance: ConformanceSession, check: Check, content_type: str,
+def test_non_json_content_type_rejected(conformance: ConformanceRun, check: Check, content_type: str,
                                         content: bytes) -> None:
     target = _Target(conformance, "waiting")
     target.probe(check, "BODY-06", Body(f"a {content_type} body", content), content_type, frozenset({400, 415}))

@@ -8,16 +8,15 @@ not reached.
 
 from __future__ import annotations
 
-import pytest
-
-from build_conformance.checker import Check
-from build_conformance.session import ConformanceSession
+from build_conformance.harness.markers import observes
+from build_conformance.harness.run import ConformanceRun
+from build_conformance.judging.check import Check
 
 ERROR_IDS = ("ERR-01", "ERR-02", "ERR-03", "ERR-05", "AUTH-06", "CLIENT-01", "GEN-01")
 
 
-@pytest.mark.requirement(*ERROR_IDS)
-def test_unauthenticated_error_body(conformance: ConformanceSession, check: Check) -> None:
+@observes(*ERROR_IDS)
+def test_unauthenticated_error_body(conformance: ConformanceRun, check: Check) -> None:
     api = conformance.api
     build = conformance.provision("waiting")
     exchange = api.cancel(build.build_id, credentials=api.raw_credentials({}), label="cancel without credentials")
@@ -25,15 +24,15 @@ def test_unauthenticated_error_body(conformance: ConformanceSession, check: Chec
         check.not_run(ERROR_IDS, f"a cancel without credentials was answered {exchange.status}, not 401")
 
 
-@pytest.mark.requirement(*ERROR_IDS)
-def test_not_found_error_body(conformance: ConformanceSession, check: Check) -> None:
+@observes(*ERROR_IDS)
+def test_not_found_error_body(conformance: ConformanceRun, check: Check) -> None:
     exchange = conformance.api.cancel(conformance.unknown_id(), label="cancel an unknown id")
     if exchange.status != 404:
         check.not_run(ERROR_IDS, f"a cancel of an unknown id was answered {exchange.status}, not 404")
 
 
-@pytest.mark.requirement("ERR-04", "ERR-03", "ERR-05")
-def test_other_4xx_carry_the_error_object(conformance: ConformanceSession, check: Check) -> None:
+@observes("ERR-04", "ERR-03", "ERR-05")
+def test_other_4xx_carry_the_error_object(conformance: ConformanceRun, check: Check) -> None:
     build = conformance.provision("waiting")
     api = conformance.api
     method_probe = api.cancel(build.build_id, method="GET", label="GET on the cancel path")

@@ -13,25 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from build_conformance import bodies
-from build_conformance.checker import Check
-from build_conformance.lifecycle import CancelFacts, count_kind, entries_of, response_build, same_instant
-from build_conformance.provisioner import TERMINAL, ProvisionedBuild, Snapshot
-from build_conformance.session import ConformanceSession
-from build_conformance.transport import Exchange
-
-JSON = "application/json"
-
-
-def _cancel(conformance: ConformanceSession, build: ProvisionedBuild, reason: str | None, label: str) -> Exchange:
-    body = b"" if reason is None else bodies.encode({"reason": reason}, escaped=False)
-    return conformance.api.cancel(build.build_id, body=body, content_type=JSON, template_id=build.template_id,
-                                  label=label)
-
-
-def _settled(conformance: ConformanceSession, build: ProvisionedBuild) -> Snapshot | None:
-    snapshot, _ = conformance.settle(build.build_id, lambda s: s.status in TERMINAL)
-    return snapshot
+from build_conformance.harness.markers import judges
+from build_conformance.harness.run import ConformanceRun
+from build_conformance.judging.check import Check
+from build_conformance.judging.lifecycle import CancelFacts, count_kind, entries_of, response_build, same_instant
+from build_conformance.provisioning.protocol import TERMINAL, ProvisionedBuild, Snapshot
+from build_conformance.target.exchange import Exchange
 
 
 def _same_facts(check: Check, requirement: str, first: CancelFacts, build: dict | None, where: str,
@@ -58,25 +45,25 @@ def _ok(check: Check, requirement: str, exchange: Exchange, build: ProvisionedBu
 # ------------------------------------------------------------------------------------------------ IDEM-01
 
 
-@pytest.mark.requirement("IDEM-01")
+@judges("IDEM-01")
 @pytest.mark.parametrize("status", ["waiting", "building"])
 @pytest.mark.parametrize("first_reason", ["first reason", None], ids=["first with reason", "first without reason"])
-def test_repeat_cancel_keeps_first_facts(conformance: ConformanceSession, check: Check, status: str,
+def test_repeat_cancel_keeps_first_facts(conformance: ConformanceRun, check: Check, status: str,
                                          first_reason: str | None) -> None:
     build = conformance.provision(status)
-    first = _cancel(conformance, build, first_reason, "first cancel")
+    first = conformance.cancel(build, reason=first_reason, label="first cancel")
     if first.status != 200:  # STATE-01/02 judge the first cancel; without it there is nothing to repeat
         check.not_run("IDEM-01", f"the first cancel of a {status} build answered {first.status}")
         return
     facts = CancelFacts.of(response_build(first) or {})
     # While the cancellation may still be pending (a server may also complete it synchronously).
-    repeat = _cancel(conformance, build, "second reason", "repeat cancel, another reason, right away")
+    repeat = conformance.cancel(build, reason="second reason", label="repeat cancel, another reason, right away")
     if _ok(check, "IDEM-01", repeat, build, "an immediate repeat cancel"):
         _same_facts(check, "IDEM-01", facts, response_build(repeat), "immediate repeat", repeat)
-    settled = _settled(conformance, build)
+    settled = conformance.settled(build.build_id)
     if settled is not None:
         _same_facts(check, "IDEM-01", facts, settled.build, "observation once terminal", settled.exchange)
-    late = _cancel(conformance, build, "third reason", "repeat cancel, another reason, after completion")
+    late = conformance.cancel(build, reason="third reason", label="repeat cancel, another reason, after completion")
     if _ok(check, "IDEM-01", late, build, "a repeat cancel after completion"):
         _same_facts(check, "IDEM-01", facts, response_build(late), "repeat after completion", late)
     final = conformance.observe(build.build_id)
@@ -87,13 +74,14 @@ def test_repeat_cancel_keeps_first_facts(conformance: ConformanceSession, check:
 # ------------------------------------------------------------------------------------------------ IDEM-02
 
 
-def _concurrent_cancels(conformance: ConformanceSession, build: ProvisionedBuild, count: int) -> list[Exchange]:
+def _concurrent_cancels(conformance: ConformanceRun, build: ProvisionedBuild, count: int) -> list[Exchange]:
     """`count` cancels, each with its own reason, released together by a barrier from their own threads."""
     barrier = threading.Barrier(count)
 
     def one(index: int) -> Exchange:
         barrier.wait(timeout=conformance.settle_timeout)
-        return _cancel(conformance, build, f"concurrent cancel {index}", f"concurrent cancel {index} of {count}")
+        return conformance.cancel(build, reason=f"concurrent cancel {index}",
+                                  label=f"concurrent cancel {index} of {count}")
 
     # Each thread runs in a copy of this test's context, so its responses are attributed to this test.
     contexts = [contextvars.copy_context() for _ in range(count)]
@@ -102,9 +90,9 @@ def _concurrent_cancels(conformance: ConformanceSession, build: ProvisionedBuild
         return [f.result() for f in futures]
 
 
-@pytest.mark.requirement("IDEM-02")
+@judges("IDEM-02")
 @pytest.mark.parametrize("status", ["waiting", "building"])
-def test_concurrent_cancels_agree(conformance: ConformanceSession, check: Check, status: str) -> None:
+def test_concurrent_cancels_agree(conformance: ConformanceRun, check: Check, status: str) -> None:
     count = 16 if conformance.profile == "certify" else 8
     rounds = 3 if conformance.profile == "certify" else 1
     for _ in range(rounds):
@@ -119,7 +107,7 @@ def test_concurrent_cancels_agree(conformance: ConformanceSession, check: Check,
         sent = {f"concurrent cancel {i}" for i in range(count)}
         check.that("IDEM-02", reference.reason in sent, "the recorded reason is one of the reasons sent",
                    exchange=accepted[0], expected="one of the sent reasons", received=reference.reason)
-        settled = _settled(conformance, build)
+        settled = conformance.settled(build.build_id)
         if settled is None:
             check.error("IDEM-02", "could not observe the build")
             continue
@@ -149,12 +137,12 @@ def _no_op(check: Check, before: Snapshot, after: Snapshot, response: dict | Non
                expected=len(before.entries), received=len(after.entries))
 
 
-@pytest.mark.requirement("IDEM-03")
+@judges("IDEM-03")
 @pytest.mark.parametrize("status", ["ready", "error", "cancelled"])
-def test_noop_cancel_on_terminal_changes_nothing(conformance: ConformanceSession, check: Check, status: str) -> None:
+def test_noop_cancel_on_terminal_changes_nothing(conformance: ConformanceRun, check: Check, status: str) -> None:
     build = conformance.provision(status)
     before = conformance.observe(build.build_id)
-    exchange = _cancel(conformance, build, "no-op reason", f"cancel a {status} build")
+    exchange = conformance.cancel(build, reason="no-op reason", label=f"cancel a {status} build")
     after = conformance.observe(build.build_id)
     if exchange.status != 200 or before is None or after is None:  # STATE-03 judges the answer itself
         check.not_run("IDEM-03", f"the cancel of a {status} build answered {exchange.status}")
@@ -162,17 +150,17 @@ def test_noop_cancel_on_terminal_changes_nothing(conformance: ConformanceSession
     _no_op(check, before, after, response_build(exchange), exchange, f"a cancel of a {status} build")
 
 
-@pytest.mark.requirement("IDEM-03")
+@judges("IDEM-03")
 @pytest.mark.parametrize("status", ["waiting", "building"])
-def test_repeat_cancel_changes_nothing(conformance: ConformanceSession, check: Check, status: str) -> None:
+def test_repeat_cancel_changes_nothing(conformance: ConformanceRun, check: Check, status: str) -> None:
     build = conformance.provision(status)
-    first = _cancel(conformance, build, "first reason", "first cancel")
+    first = conformance.cancel(build, reason="first reason", label="first cancel")
     if first.status != 200:
         check.not_run("IDEM-03", f"the first cancel of a {status} build answered {first.status}")
         return
     # While pending, a no-op is only judged when nothing else (the completion) happened in between:
     # first two responses back to back (the shortest window), then two observations around a repeat.
-    echo = _cancel(conformance, build, "repeat right away", "repeat cancel right away")
+    echo = conformance.cancel(build, reason="repeat right away", label="repeat cancel right away")
     before, again = response_build(first) or {}, response_build(echo) or {}
     if before.get("status") not in TERMINAL and again.get("status") == before.get("status"):
         check.that("IDEM-03", same_instant(before.get("updated_at"), again.get("updated_at")),
@@ -180,15 +168,15 @@ def test_repeat_cancel_changes_nothing(conformance: ConformanceSession, check: C
                    expected=before.get("updated_at"), received=again.get("updated_at"))
     pending = conformance.observe(build.build_id)
     if pending is not None and pending.status not in TERMINAL:
-        repeat = _cancel(conformance, build, "repeat while pending", "repeat cancel while pending")
+        repeat = conformance.cancel(build, reason="repeat while pending", label="repeat cancel while pending")
         after = conformance.observe(build.build_id)
         if after is not None and after.status == pending.status:
             _no_op(check, pending, after, response_build(repeat), repeat, "a repeat cancel while pending")
-    settled = _settled(conformance, build)
+    settled = conformance.settled(build.build_id)
     if settled is None or settled.status not in TERMINAL:
         check.error("IDEM-03", "the build did not settle")
         return
-    repeat = _cancel(conformance, build, "repeat after completion", "repeat cancel after completion")
+    repeat = conformance.cancel(build, reason="repeat after completion", label="repeat cancel after completion")
     after = conformance.observe(build.build_id)
     if after is not None:
         _no_op(check, settled, after, response_build(repeat), repeat, "a repeat cancel after completion")

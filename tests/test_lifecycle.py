@@ -1,7 +1,7 @@
 """STATE-01..08 and LOG-03: what a cancel does to a build in each status, and what it never does.
 
 Every build object the tests see (cancel responses and observations) is also held to the lifecycle
-invariants of `build_conformance.lifecycle` (timestamp order, duration, status/timestamp agreement).
+invariants of `build_conformance.judging.lifecycle` (timestamp order, duration, status/timestamp agreement).
 A cancellation may complete asynchronously: the tests poll with the settle deadline, never sleep.
 """
 
@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from build_conformance import bodies
-from build_conformance.checker import Check
-from build_conformance.lifecycle import (
+from build_conformance.harness.markers import judges, observes
+from build_conformance.harness.run import ConformanceRun
+from build_conformance.judging.check import Check
+from build_conformance.judging.lifecycle import (
     INVARIANT_IDS,
     count_kind,
     entries_of,
@@ -24,17 +25,15 @@ from build_conformance.lifecycle import (
     record,
     response_build,
 )
-from build_conformance.provisioner import TERMINAL, ProvisionedBuild, Snapshot, poll
-from build_conformance.session import ConformanceSession
-from build_conformance.transport import Exchange
-
-JSON = "application/json"
+from build_conformance.provisioning.polling import poll
+from build_conformance.provisioning.protocol import TERMINAL, ProvisionedBuild, Snapshot
+from build_conformance.target.exchange import Exchange
 
 
 class Lifecycle:
     """One test's view of the builds it drives: every build object it sees is held to the invariants."""
 
-    def __init__(self, conformance: ConformanceSession, check: Check, invariants: tuple[str, ...] = INVARIANT_IDS):
+    def __init__(self, conformance: ConformanceRun, check: Check, invariants: tuple[str, ...] = INVARIANT_IDS):
         self.conformance = conformance
         self.check = check
         self.invariants = invariants
@@ -45,9 +44,7 @@ class Lifecycle:
         return build
 
     def cancel(self, build: ProvisionedBuild, reason: str | None = None, label: str = "cancel") -> Exchange:
-        body = b"" if reason is None else bodies.encode({"reason": reason}, escaped=False)
-        exchange = self.conformance.api.cancel(build.build_id, body=body, content_type=JSON,
-                                               template_id=build.template_id, label=label)
+        exchange = self.conformance.cancel(build, reason=reason, label=label)
         self.seen(response_build(exchange), exchange, label)
         return exchange
 
@@ -103,9 +100,10 @@ def _never_started(check: Check, build: dict[str, Any], where: str, exchange: Ex
                received=f"{build.get('status')!r}, started_at {build.get('started_at')!r}")
 
 
-@pytest.mark.requirement("STATE-01", *INVARIANT_IDS)
+@judges("STATE-01")
+@observes(*INVARIANT_IDS)
 @pytest.mark.parametrize("advance_when", ["while pending", "once cancelled"])
-def test_cancelled_waiting_build_never_starts(conformance: ConformanceSession, check: Check,
+def test_cancelled_waiting_build_never_starts(conformance: ConformanceRun, check: Check,
                                               advance_when: str) -> None:
     life = Lifecycle(conformance, check)
     build = conformance.provision("waiting")
@@ -134,9 +132,10 @@ def _not_promotable(check: Check, build: dict[str, Any], where: str, exchange: E
                exchange=exchange, expected="not promotable", received="; ".join(problems) or None)
 
 
-@pytest.mark.requirement("STATE-02", *INVARIANT_IDS)
+@judges("STATE-02")
+@observes(*INVARIANT_IDS)
 @pytest.mark.parametrize("advance_while_pending", [False, True], ids=["left alone", "advanced while pending"])
-def test_cancelled_building_build_never_ready(conformance: ConformanceSession, check: Check,
+def test_cancelled_building_build_never_ready(conformance: ConformanceRun, check: Check,
                                               advance_while_pending: bool) -> None:
     life = Lifecycle(conformance, check)
     build = conformance.provision("building")
@@ -160,9 +159,10 @@ def test_cancelled_building_build_never_ready(conformance: ConformanceSession, c
 # ------------------------------------------------------------------------------------- STATE-03 and LOG-03
 
 
-@pytest.mark.requirement("STATE-03", "LOG-03", *INVARIANT_IDS)
+@judges("STATE-03", "LOG-03")
+@observes(*INVARIANT_IDS)
 @pytest.mark.parametrize("status", ["ready", "error", "cancelled"])
-def test_cancel_of_terminal_build_is_noop(conformance: ConformanceSession, check: Check, status: str) -> None:
+def test_cancel_of_terminal_build_is_noop(conformance: ConformanceRun, check: Check, status: str) -> None:
     life = Lifecycle(conformance, check)
     build = conformance.provision(status)
     before = life.observe(build, "before the cancel")
@@ -194,9 +194,9 @@ def test_cancel_of_terminal_build_is_noop(conformance: ConformanceSession, check
                exchange=exchange, expected=0, received=added)
 
 
-@pytest.mark.requirement("LOG-03")
+@judges("LOG-03")
 @pytest.mark.parametrize("status", ["waiting", "building"])
-def test_cancelled_build_records_one_cancelled_entry(conformance: ConformanceSession, check: Check,
+def test_cancelled_build_records_one_cancelled_entry(conformance: ConformanceRun, check: Check,
                                                      status: str) -> None:
     life = Lifecycle(conformance, check, invariants=())
     build = conformance.provision(status)
@@ -220,7 +220,7 @@ def test_cancelled_build_records_one_cancelled_entry(conformance: ConformanceSes
 # ------------------------------------------------------------------------------------------------ STATE-04
 
 
-def _terminal_build(conformance: ConformanceSession, life: Lifecycle, how: str) -> ProvisionedBuild | None:
+def _terminal_build(conformance: ConformanceRun, life: Lifecycle, how: str) -> ProvisionedBuild | None:
     """A build that is terminal `how`; None when a cancellation does not get it there (STATE-01/02's)."""
     if how in ("ready", "error", "cancelled"):
         return conformance.provision(how)
@@ -233,8 +233,9 @@ def _terminal_build(conformance: ConformanceSession, life: Lifecycle, how: str) 
 TERMINAL_KINDS = ("ready", "error", "cancelled", "cancelled from waiting", "cancelled from building")
 
 
-@pytest.mark.requirement("STATE-04", *INVARIANT_IDS)
-def test_terminal_is_absorbing(conformance: ConformanceSession, check: Check) -> None:
+@judges("STATE-04")
+@observes(*INVARIANT_IDS)
+def test_terminal_is_absorbing(conformance: ConformanceRun, check: Check) -> None:
     life = Lifecycle(conformance, check)
     reached = {how: _terminal_build(conformance, life, how) for how in TERMINAL_KINDS}
     builds = {how: build for how, build in reached.items() if build is not None}
@@ -294,9 +295,10 @@ PATHS = {
 }
 
 
-@pytest.mark.requirement(*INVARIANT_IDS)
+@judges("STATE-08")
+@observes(*INVARIANT_IDS)
 @pytest.mark.parametrize("path", list(PATHS))
-def test_timestamps_and_status_agree(conformance: ConformanceSession, check: Check, path: str) -> None:
+def test_timestamps_and_status_agree(conformance: ConformanceRun, check: Check, path: str) -> None:
     status, advances = PATHS[path]
     life = Lifecycle(conformance, check)
     build = conformance.provision(status)
@@ -314,8 +316,8 @@ def test_timestamps_and_status_agree(conformance: ConformanceSession, check: Che
 # ------------------------------------------------------------------------------------------------ STATE-07
 
 
-@pytest.mark.requirement("STATE-07")
-def test_cancel_requested_by_identifies_the_caller(conformance: ConformanceSession, check: Check) -> None:
+@judges("STATE-07")
+def test_cancel_requested_by_identifies_the_caller(conformance: ConformanceRun, check: Check) -> None:
     callers: dict[str, list[Any]] = {"A": [], "B": []}
     for tenant, count in (("A", 2), ("B", 1)):
         for index in range(count):

@@ -10,12 +10,17 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
-from build_conformance import probes
-from build_conformance.checker import Check
-from build_conformance.probes import SegmentProbe
-from build_conformance.session import ConformanceSession
-from build_conformance.side_effects import expect_unchanged
-from build_conformance.transport import Exchange
+from build_conformance.harness.markers import judges, observes
+from build_conformance.harness.run import ConformanceRun
+from build_conformance.harness.unknown_ids import unknown_ids_not_run_reason, well_formed_unknown_ids
+from build_conformance.inputs import segments
+from build_conformance.inputs.credentials import probe_secret
+from build_conformance.inputs.ids import seeded_rng
+from build_conformance.inputs.segments import SegmentProbe
+from build_conformance.judging.check import Check
+from build_conformance.judging.side_effects import expect_unchanged
+from build_conformance.judging.tenant_isolation import revealed_fields
+from build_conformance.target.exchange import Exchange
 
 OTHER_METHODS = ("GET", "PUT", "PATCH", "DELETE")
 
@@ -31,11 +36,12 @@ def shown(exchange: Exchange) -> bytes:
 # PATH-01 ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.requirement("PATH-01", "ERR-02", "GEN-03")
-def test_unknown_well_formed_id_is_not_found(conformance: ConformanceSession, check: Check) -> None:
-    unknown = probes.well_formed_unknown_ids(conformance, conformance.examples(4), "PATH-01")
+@judges("PATH-01")
+@observes("ERR-02", "GEN-03")
+def test_unknown_well_formed_id_is_not_found(conformance: ConformanceRun, check: Check) -> None:
+    unknown = well_formed_unknown_ids(conformance, conformance.examples(4), "PATH-01")
     if not unknown:
-        check.not_run("PATH-01", probes.unknown_ids_not_run_reason(conformance))
+        check.not_run("PATH-01", unknown_ids_not_run_reason(conformance))
         return
     witness = conformance.provision("waiting")
     before = conformance.observe(witness.build_id)
@@ -52,7 +58,7 @@ def test_unknown_well_formed_id_is_not_found(conformance: ConformanceSession, ch
 # PATH-02 ------------------------------------------------------------------------------------------
 
 
-def judge_malformed(conformance: ConformanceSession, check: Check, probe: SegmentProbe) -> Exchange:
+def judge_malformed(conformance: ConformanceRun, check: Check, probe: SegmentProbe) -> Exchange:
     exchange = conformance.api.cancel(probe.decoded, raw_segment=probe.segment, expect_build=False,
                                       label=f"malformed id: {probe.name}")
     status = exchange.status
@@ -64,24 +70,26 @@ def judge_malformed(conformance: ConformanceSession, check: Check, probe: Segmen
     return exchange
 
 
-@pytest.mark.requirement("PATH-02", "ERR-02", "GEN-01", "GEN-03")
-def test_named_malformed_ids_are_rejected(conformance: ConformanceSession, check: Check) -> None:
+@judges("PATH-02")
+@observes("ERR-02", "GEN-01", "GEN-03")
+def test_named_malformed_ids_are_rejected(conformance: ConformanceRun, check: Check) -> None:
     witness = conformance.provision("waiting")
     before = conformance.observe(witness.build_id)
-    named = probes.named_malformed_segments(conformance.run_marker)
+    named = segments.named_malformed_segments(conformance.run_marker)
     sent = [judge_malformed(conformance, check, probe) for probe in named]
     expect_unchanged(check, "PATH-02", before, conformance.observe(witness.build_id), exchange=sent[-1],
                      what=f"{len(sent)} cancels of malformed ids (the last one shown)")
 
 
-@pytest.mark.requirement("PATH-02", "ERR-02", "GEN-01", "GEN-03")
-def test_generated_malformed_ids_are_rejected(conformance: ConformanceSession, check: Check) -> None:
+@judges("PATH-02")
+@observes("ERR-02", "GEN-01", "GEN-03")
+def test_generated_malformed_ids_are_rejected(conformance: ConformanceRun, check: Check) -> None:
     witness = conformance.provision("waiting")
     before = conformance.observe(witness.build_id)
     sent: dict[str, Exchange] = {}
 
     @conformance.property_settings(standard=25)
-    @given(probe=probes.malformed_segments(conformance.run_marker))
+    @given(probe=segments.malformed_segments(conformance.run_marker))
     def malformed_id(probe: SegmentProbe) -> None:
         if probe.segment not in sent:
             sent[probe.segment] = judge_malformed(conformance, check, probe)
@@ -92,14 +100,15 @@ def test_generated_malformed_ids_are_rejected(conformance: ConformanceSession, c
                      what=f"{len(sent)} cancels of generated malformed ids (the last one shown)")
 
 
-@pytest.mark.requirement("PATH-02", "ERR-02", "GEN-01")
-def test_schemathesis_negative_ids_are_rejected(conformance: ConformanceSession, check: Check) -> None:
+@judges("PATH-02")
+@observes("ERR-02", "GEN-01")
+def test_schemathesis_negative_ids_are_rejected(conformance: ConformanceRun, check: Check) -> None:
     """schemathesis' negative generation of `build_id` (on a narrowed copy of the contract, see
-    `probes.NARROWED_ID_SCHEMA`), each value sent after the run marker."""
+    `inputs.segments.NARROWED_ID_SCHEMA`), each value sent after the run marker."""
     sent: set[str] = set()
 
     @conformance.property_settings(standard=15)
-    @given(probe=probes.schemathesis_segments(conformance.run_marker))
+    @given(probe=segments.schemathesis_segments(conformance.run_marker))
     def negative_id(probe: SegmentProbe) -> None:
         if probe.segment not in sent:
             sent.add(probe.segment)
@@ -113,7 +122,7 @@ def test_schemathesis_negative_ids_are_rejected(conformance: ConformanceSession,
 APPEND_CANDIDATES = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def names_no_visible_build(conformance: ConformanceSession, build_id: str) -> bool:
+def names_no_visible_build(conformance: ConformanceRun, build_id: str) -> bool:
     return (
         bool(build_id)
         and not conformance.ledger.owns(build_id)
@@ -122,8 +131,9 @@ def names_no_visible_build(conformance: ConformanceSession, build_id: str) -> bo
     )
 
 
-@pytest.mark.requirement("PATH-03", "ERR-02", "GEN-03")
-def test_near_miss_ids_do_not_address_the_build(conformance: ConformanceSession, check: Check) -> None:
+@judges("PATH-03")
+@observes("ERR-02", "GEN-03")
+def test_near_miss_ids_do_not_address_the_build(conformance: ConformanceRun, check: Check) -> None:
     api = conformance.api
     build = conformance.provision("waiting")
     before = conformance.observe(build.build_id)
@@ -133,10 +143,10 @@ def test_near_miss_ids_do_not_address_the_build(conformance: ConformanceSession,
     # The appended character comes from the id's own alphabet when possible, so the near-miss is
     # as well-formed as the id; it must name no build either tenant can see.
     alphabet = sorted(set(build.build_id) & set(APPEND_CANDIDATES)) or list(APPEND_CANDIDATES)
-    rng = probes.seeded_rng(conformance.seed, "PATH-03")
+    rng = seeded_rng(conformance.seed, "PATH-03")
     rng.shuffle(alphabet)
     appended = next((c for c in alphabet[:5] if names_no_visible_build(conformance, build.build_id + c)), None)
-    for probe in probes.near_miss_segments(build.build_id, appended or "~"):
+    for probe in segments.near_miss_segments(build.build_id, appended or "~"):
         decoded = probe.decoded
         if probe.name == "id with a character appended" and appended is None:
             continue
@@ -151,7 +161,7 @@ def test_near_miss_ids_do_not_address_the_build(conformance: ConformanceSession,
         assert status is not None
         check.that("PATH-03", not 200 <= status < 300, f"{what} answered {status}",
                    exchange=exchange, expected="not a 2xx: the near-miss addresses no build", received=status)
-        revealed = probes.revealed_fields(before.build, shown(exchange), exchange.json_or_none(),
+        revealed = revealed_fields(before.build, shown(exchange), exchange.json_or_none(),
                                           sent=decoded + "\n" + probe.segment)
         check.that("PATH-03", not revealed,
                    f"{what} reveals the build: {', '.join(revealed)}" if revealed else f"{what} reveals nothing",
@@ -163,11 +173,12 @@ def test_near_miss_ids_do_not_address_the_build(conformance: ConformanceSession,
 # PATH-04 ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.requirement("PATH-04", "GEN-03")
-def test_percent_encoded_unreserved_character_is_the_same_id(conformance: ConformanceSession, check: Check) -> None:
+@judges("PATH-04")
+@observes("GEN-03")
+def test_percent_encoded_unreserved_character_is_the_same_id(conformance: ConformanceRun, check: Check) -> None:
     build = conformance.provision("waiting")
     before = conformance.observe(build.build_id)
-    segment = probes.encode_id_char(build.build_id)
+    segment = segments.encode_id_char(build.build_id)
     what = f"a cancel of the id with one character percent-encoded ({segment})"
     exchange = conformance.api.cancel(build.build_id, raw_segment=segment, template_id=build.template_id, label=what)
     body = exchange.json_or_none()
@@ -184,9 +195,10 @@ def test_percent_encoded_unreserved_character_is_the_same_id(conformance: Confor
 # PATH-05 / PATH-07 --------------------------------------------------------------------------------
 
 
-@pytest.mark.requirement("PATH-05", "PATH-07", "ERR-02", "GEN-03")
+@judges("PATH-05", "PATH-07")
+@observes("ERR-02", "GEN-03")
 @pytest.mark.parametrize("method", OTHER_METHODS)
-def test_other_methods_never_succeed(conformance: ConformanceSession, check: Check, method: str) -> None:
+def test_other_methods_never_succeed(conformance: ConformanceRun, check: Check, method: str) -> None:
     build = conformance.provision("waiting")
     before = conformance.observe(build.build_id)
     with_body = method in ("PUT", "PATCH")
@@ -210,12 +222,13 @@ def test_other_methods_never_succeed(conformance: ConformanceSession, check: Che
 # PATH-06 ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.requirement("PATH-06", "GEN-03")
-def test_unrelated_query_parameters_are_ignored(conformance: ConformanceSession, check: Check) -> None:
+@judges("PATH-06")
+@observes("GEN-03")
+def test_unrelated_query_parameters_are_ignored(conformance: ConformanceRun, check: Check) -> None:
     api = conformance.api
     plain_build, probed_build = conformance.provision("waiting"), conformance.provision("waiting")
     before = conformance.observe(probed_build.build_id)
-    reason = "bczq" + probes.probe_secret(16)
+    reason = "bczq" + probe_secret(16)
     query = f"foo=bar&offset=3&reason={reason}"
     plain = api.cancel(plain_build.build_id, template_id=plain_build.template_id, label="cancel without a query")
     what = f"a cancel with ?{query}"

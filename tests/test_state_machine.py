@@ -37,10 +37,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from build_conformance import bodies
-from build_conformance.bodies import Body
-from build_conformance.checker import Check, RequirementFailed
-from build_conformance.lifecycle import (
+from build_conformance.harness.markers import judges, observes
+from build_conformance.harness.run import ConformanceRun
+from build_conformance.inputs import bodies
+from build_conformance.inputs.bodies import Body
+from build_conformance.judging.check import Check, RequirementFailed
+from build_conformance.judging.lifecycle import (
     BuildModel,
     Finding,
     entries_of,
@@ -48,19 +50,27 @@ from build_conformance.lifecycle import (
     record,
     response_build,
 )
-from build_conformance.provisioner import STATUSES, TERMINAL, ProvisionedBuild, ProvisioningError, Snapshot, poll
-from build_conformance.session import ConformanceSession
-from build_conformance.side_effects import expect_unchanged
-from build_conformance.transport import Exchange
+from build_conformance.judging.side_effects import expect_unchanged
+from build_conformance.provisioning.polling import poll
+from build_conformance.provisioning.protocol import (
+    BUILD_STATUSES,
+    TERMINAL,
+    ProvisionedBuild,
+    ProvisioningError,
+    Snapshot,
+)
+from build_conformance.target.cancel_api import JSON_MEDIA_TYPE
+from build_conformance.target.exchange import Exchange
 
 MACHINE_IDS = (
     "STATE-01", "STATE-02", "STATE-03", "STATE-04", "STATE-05", "STATE-06", "STATE-07", "STATE-08",
     "IDEM-01", "IDEM-03", "LOG-03", "BODY-02", "BODY-03", "AUTH-01", "AUTH-05", "GEN-03",
 )
+# What the machine's own rules decide (the rest is judged by `lifecycle` and `side_effects`).
+MACHINE_JUDGED = ("STATE-01", "STATE-02", "STATE-03", "STATE-07", "IDEM-01", "AUTH-01", "AUTH-05", "BODY-03")
 MAX_BUILDS = 5
 STEPS = {"quick": 10, "standard": 20, "certify": 40}
 EXAMPLES = 15  # under the standard profile; quick and certify scale it
-JSON = "application/json"
 OTHER_TENANT = "the other tenant's token"
 NO_CREDENTIALS = "no credentials"
 
@@ -78,7 +88,7 @@ class Seen:
     entries: list[dict[str, Any]] | None = None
 
 
-def lifecycle_machine(conformance: ConformanceSession, check: Check) -> type[RuleBasedStateMachine]:
+def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBasedStateMachine]:
     api = conformance.api
     # Once a pending cancellation failed to complete within the settle timeout (recorded as a failure),
     # replays while shrinking wait only briefly: the outcome is the same, the run stays bounded.
@@ -143,12 +153,12 @@ def lifecycle_machine(conformance: ConformanceSession, check: Check) -> type[Rul
 
         # -------------------------------------------------------------------------------- rules
 
-        @initialize(target=builds, status=st.sampled_from(STATUSES))
+        @initialize(target=builds, status=st.sampled_from(BUILD_STATUSES))
         def first_build(self, status: str) -> ProvisionedBuild:
             return self.provision(status)
 
         @precondition(lambda self: len(self.models) < MAX_BUILDS)
-        @rule(target=builds, status=st.sampled_from(STATUSES))
+        @rule(target=builds, status=st.sampled_from(BUILD_STATUSES))
         def provision(self, status: str) -> ProvisionedBuild:
             build = conformance.provision(status)
             self.models[build.build_id] = BuildModel(build.build_id, status)
@@ -159,9 +169,7 @@ def lifecycle_machine(conformance: ConformanceSession, check: Check) -> type[Rul
         @rule(build=builds, reason=st.none() | bodies.reasons(max_size=200))
         def cancel_as_owner(self, build: ProvisionedBuild, reason: str | None) -> None:
             model = self.models[build.build_id]
-            body = b"" if reason is None else bodies.encode({"reason": reason}, escaped=False)
-            exchange = api.cancel(build.build_id, body=body, content_type=JSON, template_id=build.template_id,
-                                  label="cancel as the owner")
+            exchange = conformance.cancel(build, reason=reason, label="cancel as the owner")
             if model.is_terminal:
                 requirement = "STATE-03"
             elif model.cancelled_through_api:
@@ -188,7 +196,7 @@ def lifecycle_machine(conformance: ConformanceSession, check: Check) -> type[Rul
                                credentials=api.raw_credentials({}))
             elif isinstance(rejection, Body):
                 self._rejected(build, "BODY-03", frozenset({400, 415, 422}), f"a cancel with {rejection.description}",
-                               body=rejection.content, content_type=JSON)
+                               body=rejection.content, content_type=JSON_MEDIA_TYPE)
 
         @rule(build=builds)
         def advance(self, build: ProvisionedBuild) -> None:
@@ -254,8 +262,9 @@ def lifecycle_machine(conformance: ConformanceSession, check: Check) -> type[Rul
     return CancelLifecycle
 
 
-@pytest.mark.requirement(*MACHINE_IDS)
-def test_cancel_lifecycle_state_machine(conformance: ConformanceSession, check: Check) -> None:
+@judges(*MACHINE_JUDGED)
+@observes(*MACHINE_IDS)
+def test_cancel_lifecycle_state_machine(conformance: ConformanceRun, check: Check) -> None:
     machine = conformance.property_settings(standard=EXAMPLES)(lifecycle_machine(conformance, check))
     settings = hypothesis.settings(machine.TestCase.settings, stateful_step_count=STEPS[conformance.profile])
     try:
@@ -327,9 +336,10 @@ def _describe(steps: list[Step]) -> str:
     return "\n".join(f"  state.{rule}({', '.join(f'{k}={v!r}' for k, v in args.items())})" for rule, args in steps)
 
 
-@pytest.mark.requirement(*MACHINE_IDS)
+@judges(*MACHINE_JUDGED)
+@observes(*MACHINE_IDS)
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_lifecycle_scenario(conformance: ConformanceSession, check: Check, scenario: str) -> None:
+def test_lifecycle_scenario(conformance: ConformanceRun, check: Check, scenario: str) -> None:
     steps = SCENARIOS[scenario]
     machine: Any = lifecycle_machine(conformance, check)()
     builds: list[ProvisionedBuild] = []

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from build_conformance.provisioner import (
+from build_conformance.provisioning import (
     CapabilityMissing,
     ProvisionedBuild,
     ProvisionerContext,

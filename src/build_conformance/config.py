@@ -180,7 +180,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
             raise ConfigError(f"{path.name}: unknown key '{key}'{hint}")
     from jsonschema import Draft202012Validator
 
-    from .contract import schema
+    from build_conformance.contract import schema
 
     validator = Draft202012Validator(schema("config.schema.json"))
     for error in sorted(validator.iter_errors(data), key=lambda e: list(e.path)):

@@ -65,11 +65,8 @@ SCHEMA_FILES: Final[tuple[str, ...]] = tuple(COMPONENTS)
 # they live beside the contract but are neither components of the OpenAPI document nor digested.
 TOOL_SCHEMA_FILES: Final[tuple[str, ...]] = ("results.schema.json", "config.schema.json")
 
-_DATE_TIME_LOCATION: Final = f"{COMMON}#/$defs/date-time/"
+DATE_TIME_LOCATION: Final = f"{COMMON}#/$defs/date-time/"
 
-# Entry fields LOG-01 names; problems with any other entry field belong to LOG-04.
-_CORE_ENTRY_FIELDS: Final = frozenset({"build_id", "template_id", "offset", "timestamp", "kind", "level", "message"})
-_TOP_LEVEL_PATHS: Final = frozenset({"$.build", "$.entries", "$.next_offset"})
 
 
 @dataclass(frozen=True)
@@ -291,7 +288,7 @@ def _describe(error: ValidationError, location: str) -> str:
         return f"{_render(value)} is not one of the documented values ({listed})"
     if error.validator == "const":
         return f"{_render(value)} is not {_render(expected)}"
-    if location.startswith(_DATE_TIME_LOCATION):
+    if location.startswith(DATE_TIME_LOCATION):
         if error.validator == "pattern":
             return (
                 f"{_render(value)} is not an RFC 3339 date-time (needs 'T', upper-case 'Z' or ±hh:mm, "
@@ -300,32 +297,6 @@ def _describe(error: ValidationError, location: str) -> str:
         if error.validator == "format":
             return f"{_render(value)} is not a real calendar date-time"
     return str(error.message)
-
-
-def classify(v: Violation) -> str:
-    """The requirement a snapshot (cancel 200 body) violation breaks.
-
-    Precedence: null anywhere is SHAPE-04; a bad date-time is SHAPE-03; anything inside a log entry is
-    LOG-01 (the entry itself or one of its core fields) or LOG-04 (an optional entry field); a missing
-    or mistyped top-level member is SHAPE-01; everything else is SHAPE-02. ErrorResponse violations
-    are ERR-01 and are not classified here.
-    """
-    if v.value is None:
-        return "SHAPE-04"
-    if v.schema_path.startswith(_DATE_TIME_LOCATION):
-        return "SHAPE-03"
-    entry = re.match(r"^\$\.entries\[\d+\](.*)$", v.json_path)
-    if entry:
-        field = re.match(r"^(?:\.([A-Za-z_][A-Za-z0-9_]*)|\['((?:[^'\\]|\\.)*)'\])", entry.group(1))
-        if field is None:
-            return "LOG-01"
-        name = field.group(1) if field.group(1) is not None else field.group(2)
-        return "LOG-01" if name in _CORE_ENTRY_FIELDS else "LOG-04"
-    if v.json_path == "$" or v.json_path == "$.next_offset":
-        return "SHAPE-01"
-    if v.json_path in _TOP_LEVEL_PATHS and v.keyword == "type":
-        return "SHAPE-01"
-    return "SHAPE-02"
 
 
 # ----------------------------------------------------------------------------------------------- reports

@@ -16,12 +16,12 @@ from typing import Any
 
 from . import render
 from .auth import Authenticator, Identity, Tenant
-from .bodies import MAX_BODY, CancelBody, parse_cancel_body
 from .clock import now_ms
 from .errors import INVALID, NOT_FOUND, ApiError, internal_error, render_error
 from .fixtures import STATUSES
 from .messages import Request, Response, json_response
 from .mutations import handler_faults, serializer_faults
+from .request_body import MAX_BODY, CancelBody, parse_cancel_body
 from .routing import WELL_FORMED_ID, Route, decode_id, match, split_target
 from .store import BuildRow, CancelRequest, Snapshot, Store
 

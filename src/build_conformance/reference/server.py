@@ -9,6 +9,7 @@ import tempfile
 import threading
 from collections.abc import Iterable
 from types import TracebackType
+from typing import TypedDict, Unpack
 
 from .app import App, Settings
 from .auth import Tenant
@@ -38,6 +39,20 @@ def _hang_seconds() -> float:
     if seconds < 0:
         raise ValueError(f"{HANG_SECONDS_ENV} must not be negative")
     return seconds
+
+
+class ServerOptions(TypedDict, total=False):
+    """How to start a reference server (every key optional; see `ReferenceServer`)."""
+
+    host: str
+    port: int
+    db_path: str | None
+    faults: Iterable[str]
+    api_prefix: str
+    control_prefix: str
+    cancel_completion_delay: float
+    tokens: tuple[str, str] | None
+    ssl_context: ssl.SSLContext | None
 
 
 class ReferenceServer:
@@ -136,31 +151,11 @@ class ReferenceServer:
         self.stop()
 
 
-def start_reference_server(
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    db_path: str | None = None,
-    faults: Iterable[str] = (),
-    api_prefix: str = "",
-    control_prefix: str = "/_control",
-    cancel_completion_delay: float = 0.2,
-    tokens: tuple[str, str] | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-) -> ReferenceServer:
+def start_reference_server(**options: Unpack[ServerOptions]) -> ReferenceServer:
     """Start a reference server on loopback (port 0: any free port) and return it, already serving.
 
-    The hang of the slow-cancel-hang and huge-body-hang faults lasts BUILD_CONFORMANCE_HANG_SECONDS
-    (default 15 s, past the suite's default 10 s request timeout), read when the server starts.
+    Takes the keyword arguments of `ReferenceServer`. The hang of the slow-cancel-hang and
+    huge-body-hang faults lasts BUILD_CONFORMANCE_HANG_SECONDS (default 15 s, past the suite's
+    default 10 s request timeout), read when the server starts.
     """
-    return ReferenceServer(
-        host=host,
-        port=port,
-        db_path=db_path,
-        faults=faults,
-        api_prefix=api_prefix,
-        control_prefix=control_prefix,
-        cancel_completion_delay=cancel_completion_delay,
-        tokens=tokens,
-        ssl_context=ssl_context,
-    ).start()
+    return ReferenceServer(**options).start()

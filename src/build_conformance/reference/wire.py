@@ -17,9 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 from .app import App
-from .bodies import RequestBody
 from .errors import INVALID, ApiError, internal_error, render_error
 from .messages import Request, Response, new_request_id
+from .request_body import RequestBody
 
 
 class HTTPServer(ThreadingHTTPServer):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import html, junit, markdown
-from .model import ResultsError, load_results, validate
+from .results_file import ResultsError, load_results, validate
 from .text import scrub
 
 JUNIT: Final = "junit.xml"

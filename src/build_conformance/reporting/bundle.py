@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import write_reports
-from .model import ResultsError, read_json, validate
+from .results_file import ResultsError, read_json, validate
 from .text import safe
 
 RESULTS: Final = "results.json"

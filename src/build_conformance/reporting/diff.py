@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from .model import ResultsError, load_results, reason
+from .results_file import ResultsError, load_results, reason
 from .text import one_line, safe
 
 Kind = Literal["regressed", "fixed", "from-not-run", "to-not-run", "changed", "added", "removed"]

@@ -16,7 +16,16 @@ from typing import Any
 
 from .evidence import fields
 from .html_style import CSS
-from .model import LEVELS, STATUSES, by_family, families, is_warning, problems_of, reason, verdict_summary
+from .results_file import (
+    LEVELS,
+    REQUIREMENT_STATUSES,
+    by_family,
+    families,
+    is_warning,
+    problems_of,
+    reason,
+    verdict_summary,
+)
 from .text import one_line
 
 SYMBOLS = {"passed": "✓", "failed": "✗", "warning": "✗", "error": "!", "not-run": "–"}
@@ -307,6 +316,6 @@ def render(results: dict[str, Any]) -> str:
         + "</main>"
         + f"<footer>build-conformance {e(results.get('suite_version', ''))} · catalogue "
         f"{e(results.get('catalogue_version', ''))} · rendered from results.json · statuses: "
-        + ", ".join(e(s) for s in STATUSES)
+        + ", ".join(e(s) for s in REQUIREMENT_STATUSES)
         + "</footer></body></html>\n"
     )

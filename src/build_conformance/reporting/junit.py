@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from .evidence import observation_text
-from .model import is_warning, problems_of, reason
+from .results_file import is_warning, problems_of, reason
 from .text import one_line, short_statement
 
 WARNING_PREFIX = "(SHOULD: warning)"

@@ -10,7 +10,16 @@ import html
 import re
 from typing import Any
 
-from .model import LEVELS, STATUSES, by_family, families, family_counts, is_warning, reason, verdict_summary
+from .results_file import (
+    LEVELS,
+    REQUIREMENT_STATUSES,
+    by_family,
+    families,
+    family_counts,
+    is_warning,
+    reason,
+    verdict_summary,
+)
 from .text import one_line
 
 VERDICT_BADGES = {
@@ -47,19 +56,21 @@ def render(results: dict[str, Any]) -> str:
         f" ({cell(str(results.get('catalogue_digest', ''))[:12])})",
         f"- {cell(results.get('started_at', ''))} to {cell(results.get('finished_at', ''))}",
         "",
-        "| level | " + " | ".join(STATUSES) + " |",
-        "|---|" + "---:|" * len(STATUSES),
+        "| level | " + " | ".join(REQUIREMENT_STATUSES) + " |",
+        "|---|" + "---:|" * len(REQUIREMENT_STATUSES),
     ]
     counts = results.get("counts", {})
     for level in LEVELS:
         if level in counts:
-            lines.append(f"| {level} | " + " | ".join(str(counts[level].get(s, 0)) for s in STATUSES) + " |")
-    lines += ["", "| family | | " + " | ".join(STATUSES) + " |", "|---|---|" + "---:|" * len(STATUSES)]
+            per_status = " | ".join(str(counts[level].get(s, 0)) for s in REQUIREMENT_STATUSES)
+            lines.append(f"| {level} | {per_status} |")
+    lines += ["", "| family | | " + " | ".join(REQUIREMENT_STATUSES) + " |",
+              "|---|---|" + "---:|" * len(REQUIREMENT_STATUSES)]
     titles = families(results)
     for family, tally in family_counts(results).items():
         lines.append(
             f"| {cell(family)} | {cell(titles.get(family, ''))} | "
-            + " | ".join(_count(tally, s) for s in STATUSES)
+            + " | ".join(_count(tally, s) for s in REQUIREMENT_STATUSES)
             + " |"
         )
     problems = [r for rs in by_family(results).values() for r in rs if r["status"] in ("failed", "error")]

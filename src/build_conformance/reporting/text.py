@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..redaction import redact
+from build_conformance.redaction import redact
 
 # Characters never shown raw: C0 controls other than tab and newline, DEL and C1 controls, lone
 # surrogates, non-characters XML forbids, and the invisible format characters that reorder or

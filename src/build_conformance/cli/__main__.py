@@ -1,0 +1,7 @@
+"""`python -m build_conformance.cli`: the same as the `build-conformance` command."""
+
+import sys
+
+from build_conformance.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The run: the pytest plugin, configuration, the run session, preflight, xdist hand-over."""

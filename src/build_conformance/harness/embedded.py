@@ -1,0 +1,37 @@
+"""What the run tests: a deployment given by URL and tokens, or the embedded reference server.
+
+This is the one module of the suite that imports the reference server (to start it as the default
+target); nothing else does, and the server imports nothing from the suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from build_conformance.config import ConfigError, RunConfig
+
+
+@dataclass
+class Target:
+    api_url: str
+    control_url: str | None
+    tokens: dict[str, str]
+    embedded_faults: tuple[str, ...] = ()
+    stop: Callable[[], None] | None = None
+
+
+def start_target(config: RunConfig) -> Target:
+    """The configured deployment, or a freshly started embedded reference server (with its faults)."""
+    if not config.embedded:
+        assert config.base_url and config.token and config.other_token
+        return Target(config.base_url, config.control_url, {"A": config.token, "B": config.other_token})
+    from build_conformance.reference import start_reference_server
+
+    faults = tuple(f.strip() for f in (config.fault or "").split(",") if f.strip())
+    try:
+        server = start_reference_server(faults=faults)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    tokens = {"A": server.tenants[0].token, "B": server.tenants[1].token}
+    return Target(server.api_url, server.control_url, tokens, faults, server.stop)

@@ -1,0 +1,243 @@
+"""The pytest plugin: options, the run's target and session, per-test requirement bookkeeping, the verdict.
+
+The hooks only wire things together: configuration (`config`), the run (`run`, `preflight`),
+xdist hand-over (`xdist`), what a test's outcome means (`outcomes`), results and reports
+(`judging.verdicts`, `reporting`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from build_conformance import catalogue as catalogue_module
+from build_conformance import contract
+from build_conformance.config import OPTIONS, ConfigError, RunConfig, resolve
+from build_conformance.harness import xdist
+from build_conformance.harness.embedded import start_target
+from build_conformance.harness.markers import MARKER, requirement_ids
+from build_conformance.harness.outcomes import ConformanceFailure, failure_message, record_exception
+from build_conformance.harness.preflight import PreflightError, preflight
+from build_conformance.harness.run import ConformanceRun, open_run
+from build_conformance.judging.check import Check
+from build_conformance.judging.recorder import CURRENT_TEST, RECORDER
+from build_conformance.judging.verdicts import EXIT_CODES, build_results
+from build_conformance.redaction import redact
+from build_conformance.reporting import write_reports
+from build_conformance.reporting.results_file import write_results
+from build_conformance.reporting.terminal import terminal_summary
+
+SUITE_SENTINEL = ".conformance-suite"
+
+
+@dataclass
+class PluginState:
+    active: bool = False
+    config: RunConfig | None = None
+    session: ConformanceRun | None = None
+    results: dict[str, Any] | None = None
+    results_path: Path | None = None
+    extra_requests: int = 0
+    worker_ledgers: list[dict[str, Any]] = field(default_factory=list)
+    report_paths: list[Path] = field(default_factory=list)
+    report_error: str | None = None
+
+
+STATE_KEY = pytest.StashKey[PluginState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("build-conformance", "build-conformance target and run options")
+    for option in OPTIONS:
+        group.addoption(option.flag, dest=f"bc_{option.name}", default=None, help=f"{option.help} [{option.env}]")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}(*ids): catalogue requirement IDs this test judges or provokes")
+    config.stash[STATE_KEY] = PluginState()
+
+
+def _state(config: pytest.Config) -> PluginState:
+    return config.stash[STATE_KEY]
+
+
+def _targets_suite(config: pytest.Config) -> bool:
+    """Whether the run's arguments point into a conformance suite (found by its sentinel file)."""
+    for arg in config.args:
+        path = Path(str(arg).split("::")[0]).resolve()
+        for folder in (path, *path.parents):
+            if (folder / SUITE_SENTINEL).is_file():
+                return True
+    return False
+
+
+def _flags(config: pytest.Config) -> dict[str, Any]:
+    return {o.name: config.getoption(f"bc_{o.name}") for o in OPTIONS}
+
+
+def _open(config: pytest.Config) -> None:
+    """Resolve the configuration, start the target, run preflight: or exit 2 with one line."""
+    state = _state(config)
+    state.active = True
+    try:
+        state.config = resolve(_flags(config))
+        target = start_target(state.config)
+        state.session = open_run(state.config, target)
+        token = CURRENT_TEST.set("preflight")
+        try:
+            preflight(state.session)
+        finally:
+            CURRENT_TEST.reset(token)
+    except (ConfigError, PreflightError) as exc:
+        if state.session is not None:
+            state.session.close()
+            state.session = None
+        state.active = False
+        # A usage error prints one clean "ERROR: ..." line, no traceback; the CLI turns it into exit 2.
+        raise pytest.UsageError(f"build-conformance: {redact(str(exc))}") from None
+
+
+def _open_worker(config: pytest.Config) -> None:
+    state = _state(config)
+    state.config = resolve(_flags(config))
+    state.session = xdist.open_worker_run(config, state.config)
+    state.active = True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if xdist.is_controller(config) and not config.option.collectonly and _targets_suite(config):
+        _open(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    run = _state(node.config).session
+    if run is not None:
+        node.workerinput[xdist.KEY] = xdist.worker_input(run)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    state = _state(node.config)
+    output = getattr(node, "workeroutput", {}).get(xdist.KEY)
+    if output is None:
+        return
+    requests, ledger = xdist.merge_worker_output(output)
+    state.extra_requests += requests
+    state.worker_ledgers.extend(ledger)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    conformance_items = [item for item in items if requirement_ids(item)]
+    if not conformance_items:
+        return
+    catalogue = catalogue_module.load()
+    for item in conformance_items:
+        unknown = [rid for rid in requirement_ids(item) if rid not in catalogue.ids]
+        if unknown:
+            raise pytest.UsageError(f"{item.nodeid} names unknown requirement IDs {unknown}")
+    if config.option.collectonly:
+        return  # listing tests must not start servers or send requests
+    state = _state(config)
+    if xdist.is_worker(config):
+        _open_worker(config)
+    elif state.session is None:
+        _open(config)
+
+
+@pytest.fixture(scope="session")
+def conformance(request: pytest.FixtureRequest) -> ConformanceRun:
+    """The run: target, provisioner (`provision`, `observe`, `settle`), the API under test, the seed."""
+    session = _state(request.config).session
+    if session is None:
+        pytest.skip("no conformance target (the run was not configured)")
+    return session
+
+
+@pytest.fixture
+def check(request: pytest.FixtureRequest) -> Check:
+    """Records observations for this test's requirement IDs (`check.that(ID, condition, message)`)."""
+    return Check(RECORDER, allowed=requirement_ids(request.node), test=request.node.nodeid)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    if not requirement_ids(item):
+        return (yield)
+    token = CURRENT_TEST.set(item.nodeid)
+    try:
+        result = yield
+    finally:
+        CURRENT_TEST.reset(token)
+    problems = [o for o in RECORDER.problems_of(item.nodeid) if o.outcome == "fail"]
+    if problems:
+        raise ConformanceFailure(failure_message(problems))
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    ids = requirement_ids(item)
+    if ids and call.excinfo is not None:
+        record_exception(item, ids, call.excinfo)
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = _state(config)
+    if not state.active or state.session is None or state.config is None:
+        return
+    run = state.session
+    if xdist.is_worker(config):
+        config.workeroutput[xdist.KEY] = xdist.worker_output(run)  # type: ignore[attr-defined]
+        run.transport.close()
+        return
+    catalogue = catalogue_module.load()
+    capabilities = run.capabilities
+    results = build_results(
+        catalogue,
+        RECORDER,
+        target={
+            "base_url": run.target.api_url,
+            "control_url": run.target.control_url,
+            "embedded_reference_server": state.config.embedded,
+            "faults": list(run.target.embedded_faults),
+            "provisioner": state.config.provisioner,
+            "capabilities": capabilities.as_dict() if capabilities else None,
+        },
+        configuration=state.config.redacted(),
+        profile=run.profile,
+        seed=run.seed,
+        started_at=run.started_at,
+        ledger=run.ledger.as_list() + state.worker_ledgers,
+        requests_sent=run.transport.requests_sent + state.extra_requests,
+        schema_digests=contract.schema_digests(),
+    )
+    state.results = results
+    report_dir = Path(state.config.report_dir)
+    state.results_path = write_results(report_dir, results)
+    try:
+        state.report_paths = write_reports(results, report_dir)
+    except Exception as exc:  # a rendering bug must not cost the verdict, which results.json holds
+        state.report_error = f"{type(exc).__name__}: {redact(str(exc))[:200]}"
+    run.close()
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        session.exitstatus = EXIT_CODES[results["verdict"]]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = _state(config)
+    if state.results is None:
+        return
+    terminalreporter.section("build-conformance")
+    for line in terminal_summary(state.results, state.results_path, state.report_paths, state.report_error):
+        terminalreporter.write_line(line)

@@ -1,0 +1,199 @@
+"""One conformance run: the target, its provisioner, the API under test and the run's identity."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import hypothesis
+
+from build_conformance.config import EXTERNAL_MAX_REQUESTS, EXTERNAL_RATE_LIMIT, ConfigError, RunConfig
+from build_conformance.harness.embedded import Target
+from build_conformance.inputs.bodies import encode
+from build_conformance.inputs.ids import UnknownIdPlan
+from build_conformance.judging.check import Check
+from build_conformance.judging.per_response import ResponseChecks
+from build_conformance.judging.recorder import RECORDER
+from build_conformance.provisioning.capabilities import Capabilities, RecordingProvisioner
+from build_conformance.provisioning.control import ControlProvisioner
+from build_conformance.provisioning.ledger import Ledger
+from build_conformance.provisioning.polling import poll
+from build_conformance.provisioning.protocol import (
+    TERMINAL,
+    ProvisionedBuild,
+    Provisioner,
+    ProvisionerContext,
+    Snapshot,
+)
+from build_conformance.provisioning.public_api import PublicApiProvisioner
+from build_conformance.redaction import REDACTOR
+from build_conformance.target.cancel_api import JSON_MEDIA_TYPE, CancelApi
+from build_conformance.target.exchange import Exchange
+from build_conformance.target.transport import Transport, TransportSettings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Generated examples per property, by profile.
+EXAMPLES = {"quick": 0.2, "standard": 1.0, "certify": 5.0}
+
+
+@dataclass
+class ConformanceRun:
+    config: RunConfig
+    target: Target
+    seed: int
+    run_marker: str
+    transport: Transport
+    ledger: Ledger
+    provisioner: RecordingProvisioner
+    api: CancelApi
+    checks: ResponseChecks
+    started_at: float = field(default_factory=time.time)
+    # Learned once from the first builds, then shared by every test that needs an unknown id.
+    unknown_id_plan: UnknownIdPlan | None = None
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        return self.provisioner.capabilities
+
+    @property
+    def profile(self) -> str:
+        return self.config.profile
+
+    @property
+    def settle_timeout(self) -> float:
+        return self.config.settle_timeout
+
+    def examples(self, standard: int) -> int:
+        """How many generated examples a property gets under this run's profile."""
+        return max(3, int(standard * EXAMPLES[self.profile]))
+
+    def property_settings(self, standard: int) -> Callable[[F], F]:
+        """Seeded, database-free hypothesis settings so a run replays exactly from its seed."""
+
+        def apply(fn: F) -> F:
+            configured = hypothesis.settings(
+                max_examples=self.examples(standard),
+                deadline=None,
+                database=None,
+                suppress_health_check=list(hypothesis.HealthCheck),
+                print_blob=True,
+                # The explain phase replays a failure under coverage tracing: slow against a network
+                # target, and the shrunk example plus the seed are what a server engineer needs.
+                phases=[phase for phase in hypothesis.Phase if phase is not hypothesis.Phase.explain],
+            )(fn)
+            return hypothesis.seed(self.seed)(configured)
+
+        return apply
+
+    def provision(self, status: str, tenant: str = "A") -> ProvisionedBuild:
+        return self.provisioner.create(status, tenant)
+
+    def observe(self, build_id: str, tenant: str = "A") -> Snapshot | None:
+        return self.provisioner.observe(build_id, tenant)
+
+    def settle(
+        self, build_id: str, done: Callable[[Snapshot], bool], tenant: str = "A"
+    ) -> tuple[Snapshot | None, bool]:
+        return poll(lambda: self.observe(build_id, tenant), done, self.settle_timeout)
+
+    def settled(self, build_id: str, tenant: str = "A") -> Snapshot | None:
+        """The build once terminal (or as last seen when the settle timeout ran out)."""
+        snapshot, _ = self.settle(build_id, lambda s: s.status in TERMINAL, tenant)
+        return snapshot
+
+    def cancel(
+        self,
+        build: ProvisionedBuild,
+        *,
+        reason: str | None = None,
+        body: bytes | None = None,
+        content_type: str | None = JSON_MEDIA_TYPE,
+        label: str,
+        **options: Any,
+    ) -> Exchange:
+        """The owner's cancel of `build`: with `{"reason": reason}`, or `body` as given (JSON by default)."""
+        if body is None:
+            body = b"" if reason is None else encode({"reason": reason}, escaped=False)
+        return self.api.cancel(build.build_id, body=body, content_type=content_type, template_id=build.template_id,
+                               label=label, **options)
+
+    def unknown_id(self) -> str:
+        """An id no deployment can have issued: it carries this run's random marker."""
+        return f"{self.run_marker}{secrets.token_hex(6)}"
+
+    def close(self) -> None:
+        self.transport.close()
+        if self.target.stop is not None:
+            with contextlib.suppress(Exception):
+                self.target.stop()
+
+
+def transport_settings(config: RunConfig) -> TransportSettings:
+    """Loopback reference runs are unthrottled; a deployment gets the conservative defaults."""
+    external = not config.embedded
+    return TransportSettings(
+        request_timeout=config.request_timeout,
+        max_requests=config.max_requests or (EXTERNAL_MAX_REQUESTS if external else None),
+        rate_limit=config.rate_limit or (EXTERNAL_RATE_LIMIT if external else None),
+        verify=config.ca_bundle or True,
+    )
+
+
+def make_provisioner(config: RunConfig, context: ProvisionerContext) -> Provisioner:
+    if config.provisioner == "control":
+        return ControlProvisioner.from_context(context)
+    if config.provisioner == "public-api":
+        return PublicApiProvisioner.from_context(context)
+    module_name, _, factory_name = config.provisioner.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"--provisioner {config.provisioner!r} cannot be loaded: {exc}") from None
+    provisioner = factory(context)
+    missing = [m for m in ("create", "observe", "advance") if not callable(getattr(provisioner, m, None))]
+    if missing:
+        raise ConfigError(f"--provisioner {config.provisioner!r} lacks {', '.join(missing)}")
+    return cast(Provisioner, provisioner)
+
+
+def open_run(
+    config: RunConfig, target: Target, *, seed: int | None = None, run_marker: str | None = None
+) -> ConformanceRun:
+    """The run's transport, ledger, provisioner and API, wired together (nothing is sent yet)."""
+    if seed is None:
+        seed = config.seed if config.seed is not None else secrets.randbits(32)
+    # Lower-case letters and digits only, so the marker survives any id alphabet a server allows.
+    run_marker = run_marker or "bcz" + secrets.token_hex(4)
+    for name, token in target.tokens.items():
+        REDACTOR.add(token, f"token-{name.lower()}")
+    transport = Transport(transport_settings(config))
+    ledger = Ledger()
+    # The per-response checks judge any requirement, whichever test provoked the response.
+    checks = ResponseChecks(Check(RECORDER))
+    context = ProvisionerContext(
+        api_url=target.api_url,
+        control_url=target.control_url,
+        tokens=target.tokens,
+        transport=transport,
+        settle_timeout=config.settle_timeout,
+        run_marker=run_marker,
+    )
+    provisioner = RecordingProvisioner(make_provisioner(config, context), ledger)
+    api = CancelApi(transport, target.api_url, target.tokens, ledger.owns, checks.inspect, run_marker)
+    return ConformanceRun(
+        config=config,
+        target=target,
+        seed=seed,
+        run_marker=run_marker,
+        transport=transport,
+        ledger=ledger,
+        provisioner=provisioner,
+        api=api,
+        checks=checks,
+    )

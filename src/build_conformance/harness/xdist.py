@@ -1,0 +1,68 @@
+"""Running under pytest-xdist: the controller starts the target and runs preflight once, hands the
+target to the workers (`workerinput`), and merges what they observed (`workeroutput`), so a parallel
+run reports exactly like a serial one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from build_conformance.config import RunConfig
+from build_conformance.harness.embedded import Target
+from build_conformance.harness.run import ConformanceRun, open_run
+from build_conformance.judging.recorder import RECORDER
+from build_conformance.provisioning.capabilities import Capabilities
+
+KEY = "build_conformance"
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def is_controller(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("dsession")
+
+
+def worker_input(run: ConformanceRun) -> dict[str, Any]:
+    """What a worker needs to test the target the controller started and checked."""
+    capabilities = run.capabilities or Capabilities()
+    return {
+        "api_url": run.target.api_url,
+        "control_url": run.target.control_url,
+        "tokens": run.target.tokens,
+        "faults": list(run.target.embedded_faults),
+        "seed": run.seed,
+        "run_marker": run.run_marker,
+        "capabilities": {
+            "statuses": sorted(capabilities.statuses),
+            "observe": capabilities.observe,
+            "advance": capabilities.advance,
+            "reasons": capabilities.reasons,
+        },
+    }
+
+
+def open_worker_run(config: pytest.Config, run_config: RunConfig) -> ConformanceRun:
+    shared = config.workerinput[KEY]  # type: ignore[attr-defined]
+    target = Target(shared["api_url"], shared["control_url"], shared["tokens"], tuple(shared["faults"]))
+    run = open_run(run_config, target, seed=shared["seed"], run_marker=shared["run_marker"])
+    capabilities = Capabilities(**{**shared["capabilities"], "statuses": set(shared["capabilities"]["statuses"])})
+    run.provisioner.capabilities = capabilities
+    return run
+
+
+def worker_output(run: ConformanceRun) -> dict[str, Any]:
+    """What a worker hands back when it finishes."""
+    return {
+        "observations": RECORDER.export(),
+        "requests_sent": run.transport.requests_sent,
+        "ledger": run.ledger.as_list(),
+    }
+
+
+def merge_worker_output(output: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+    """Merge a worker's observations into this process's recorder; its request count and ledger."""
+    RECORDER.merge(output["observations"])
+    return output["requests_sent"], output["ledger"]

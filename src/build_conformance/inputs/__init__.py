@@ -1,0 +1,1 @@
+"""Generated probe inputs: credentials, ids of a learned shape, path segments, request bodies (pure)."""

@@ -1,0 +1,1 @@
+"""Judging: what the target answered, turned into per-requirement observations and verdicts."""

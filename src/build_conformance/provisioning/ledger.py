@@ -1,0 +1,29 @@
+"""Every build this run created: so nothing else is ever touched, and the report lists them."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from build_conformance.provisioning.protocol import ProvisionedBuild
+
+
+@dataclass
+class Ledger:
+    """Every build this run created, so nothing else is ever touched and the report lists them."""
+
+    builds: list[ProvisionedBuild] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, build: ProvisionedBuild) -> None:
+        with self._lock:
+            self.builds.append(build)
+
+    def owns(self, build_id: str) -> bool:
+        with self._lock:
+            return any(b.build_id == build_id for b in self.builds)
+
+    def as_list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{"build_id": b.build_id, "tenant": b.tenant, "status": b.status} for b in self.builds]

@@ -1,0 +1,95 @@
+"""What the suite needs from a deployment to put builds in a status and read them: the provisioner protocol.
+
+A deployment plugs in through the control API (`control.py`), the public API (`public_api.py`) or a
+Python factory (`--provisioner module:factory`) that returns an object with `create`, `observe` and
+`advance` as below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from build_conformance.target.exchange import Exchange
+from build_conformance.target.transport import Transport
+
+BUILD_STATUSES = ("waiting", "building", "ready", "error", "cancelled")
+TERMINAL = frozenset({"ready", "error", "cancelled"})
+
+
+class ProvisioningError(Exception):
+    """The provisioner could not do what was asked; the requirement needing it cannot be judged."""
+
+
+class CapabilityMissing(ProvisioningError):
+    """The deployment's provisioner cannot do this at all (e.g. no advance hook): `not-run`, not `error`."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    build: dict[str, Any]
+    entries: list[dict[str, Any]]
+    next_offset: int | None
+    exchange: Exchange | None = None
+
+    @property
+    def status(self) -> Any:
+        return self.build.get("status")
+
+    @classmethod
+    def from_body(cls, body: Any, exchange: Exchange | None = None) -> Snapshot:
+        if not isinstance(body, dict) or not isinstance(body.get("build"), dict):
+            raise ProvisioningError("observation did not return a build object")
+        entries = body.get("entries")
+        next_offset = body.get("next_offset")
+        return cls(
+            build=body["build"],
+            entries=[e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else [],
+            next_offset=next_offset if isinstance(next_offset, int) else None,
+            exchange=exchange,
+        )
+
+
+@dataclass(frozen=True)
+class ProvisionedBuild:
+    build_id: str
+    tenant: str  # "A" or "B"
+    status: str
+    template_id: str | None
+
+
+class Provisioner(Protocol):
+    """What the suite needs from a deployment: make builds in a status, read them, advance them.
+
+    `create` returns the new build (its id, and its template id when known); `observe` returns the
+    build as the deployment sees it without side effects, or None when it names no build of the
+    tenant; `advance` acts as the scheduler. Anything a deployment cannot do raises
+    `CapabilityMissing`, which the suite reports as `not-run` for the requirements needing it.
+    """
+
+    def create(self, status: str, tenant: str = "A") -> ProvisionedBuild: ...
+
+    def observe(self, build_id: str, tenant: str = "A") -> Snapshot | None: ...
+
+    def advance(self, build_id: str, tenant: str = "A") -> None: ...
+
+
+@dataclass(frozen=True)
+class ProvisionerContext:
+    """What a provisioner factory (`--provisioner module:factory`) is given."""
+
+    api_url: str
+    control_url: str | None
+    tokens: dict[str, str]
+    transport: Transport
+    settle_timeout: float
+    run_marker: str
+
+    def call(self, method: str, base_url: str, path: str, tenant: str, payload: Any = None, *,
+             what: str) -> Exchange:
+        """A JSON call as `tenant` under `base_url`'s prefix; no answer at all is a `ProvisioningError`."""
+        exchange = self.transport.call(method, base_url, path, self.tokens[tenant], payload,
+                                       label=f"{what} {method} {path}")
+        if exchange.response is None:
+            raise ProvisioningError(f"{what} unreachable: {exchange.describe()}")
+        return exchange

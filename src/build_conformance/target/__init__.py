@@ -1,0 +1,1 @@
+"""The target as the suite reaches it: byte-exact transport, exchanges as evidence, the cancel API."""

@@ -1,0 +1,167 @@
+"""The endpoint under test, as the suite calls it, with the guard that keeps it off other people's builds.
+
+Every response is handed to the run's per-response judge (`inspect`), which the harness wires to
+`judging.per_response`: the properties every single response must have are judged there, once, for
+whichever test provoked the response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from build_conformance.redaction import REDACTOR
+from build_conformance.target.exchange import Exchange
+from build_conformance.target.transport import TargetUnavailable, Transport, join_target
+
+CANCEL_PATH = "/v1/templates/builds/{}/cancel"
+JSON_MEDIA_TYPE = "application/json"
+
+NO_BODY = b""
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the suite knows about the request it sent, to judge the response against."""
+
+    build_id: str | None = None  # the build the request addresses, when it addresses one of ours
+    template_id: str | None = None
+    presented: tuple[str, ...] = ()  # credentials presented in this request (valid or not)
+
+
+Inspector = Callable[[Exchange, Expectation], None]
+OwnershipCheck = Callable[[str], bool]
+
+
+class SafetyError(Exception):
+    """The suite was about to cancel a build it did not create: a bug in the suite, never sent."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How a request authenticates; `presented` lists the secret strings it carries."""
+
+    headers: tuple[tuple[str, str], ...]
+    presented: tuple[str, ...]
+    query: str = ""
+
+
+class CancelApi:
+    def __init__(
+        self,
+        transport: Transport,
+        base_url: str,
+        tokens: dict[str, str],
+        owns: OwnershipCheck,
+        inspect: Inspector,
+        run_marker: str,
+    ) -> None:
+        self._transport = transport
+        self.base_url = base_url.rstrip("/")
+        self._tokens = tokens
+        self._owns = owns
+        self._inspect = inspect
+        self.run_marker = run_marker
+
+    def as_tenant(self, tenant: str = "A", scheme: str = "Bearer") -> Credentials:
+        token = self._tokens[tenant]
+        return Credentials((("Authorization", f"{scheme} {token}"),), (token,))
+
+    @staticmethod
+    def raw_credentials(headers: Mapping[str, str], presented: tuple[str, ...] = (), query: str = "") -> Credentials:
+        for secret in presented:
+            REDACTOR.add(secret, "probe-credential")
+        return Credentials(tuple(headers.items()), presented, query)
+
+    def cancel(
+        self,
+        build_id: str,
+        *,
+        credentials: Credentials | None = None,
+        body: bytes = NO_BODY,
+        content_type: str | None = None,
+        method: str = "POST",
+        query: str = "",
+        raw_segment: str | None = None,
+        expect_build: bool = True,
+        template_id: str | None = None,
+        label: str = "cancel",
+        probe_of: str | None = None,
+        allow_no_response: bool = False,
+    ) -> Exchange:
+        """Send a cancel for `build_id` (or the byte-exact `raw_segment` in its place).
+
+        `build_id` must be a build this run created or an id carrying the run marker: on a shared
+        deployment the suite never cancels what it did not make. A `raw_segment` must decode to
+        `build_id`, to something carrying the run marker, or to nothing (the empty segment).
+
+        `probe_of=<a build this run created>` declares a probe derived from that build (a near-miss
+        of its id, a traversal around it, an id of the same shape): the caller has confirmed,
+        through the provisioner, that what it sends names no other build it can see. Only then may
+        `build_id`/`raw_segment` be free of the run marker.
+
+        Without a response (timeout, transport failure) or with a 503 that persisted, the test cannot
+        judge its own requirements: `TargetUnavailable` is raised (the plugin reports `error`) unless
+        the caller judges that itself (`allow_no_response=True`, e.g. for "never hangs").
+        """
+        self._refuse_unless_ours(build_id, raw_segment, probe_of)
+        credentials = credentials if credentials is not None else self.as_tenant("A")
+        segment = raw_segment if raw_segment is not None else quote(build_id, safe="")
+        target = join_target(self.base_url, CANCEL_PATH.format(segment))
+        queries = [q for q in (query, credentials.query) if q]
+        if queries:
+            target += b"?" + "&".join(queries).encode("latin-1")
+        headers: list[tuple[str, str]] = list(credentials.headers)
+        if content_type is not None:
+            headers.append(("Content-Type", content_type))
+        exchange = self._transport.send(
+            method, self.base_url, target, headers=headers, body=body, label=label
+        )
+        addressed = build_id if expect_build and probe_of is None and self._owns(build_id) else None
+        self._inspect(
+            exchange,
+            Expectation(
+                build_id=addressed,
+                template_id=template_id if addressed else None,
+                presented=credentials.presented,
+            ),
+        )
+        if not allow_no_response and (exchange.response is None or exchange.status == 503):
+            raise TargetUnavailable(f"no usable answer after {exchange.attempts} attempt(s): {exchange.describe()}")
+        return exchange
+
+    def _refuse_unless_ours(self, build_id: str, raw_segment: str | None, probe_of: str | None) -> None:
+        if probe_of is not None:
+            if not self._owns(probe_of):
+                raise SafetyError(f"refusing a probe of {probe_of!r}, which this run did not create")
+            return
+        if raw_segment is not None and not fully_unquoted(raw_segment):
+            return  # the empty segment names no build
+        if not (self._owns(build_id) or self.run_marker in build_id):
+            raise SafetyError(f"refusing to send a cancel to {build_id!r}, which this run did not create")
+        if raw_segment is not None:
+            # Each decoding a server might apply (once, or again and again) must still be ours.
+            decoded = decodings(raw_segment)
+            if build_id not in decoded and not any(self.run_marker in d for d in decoded):
+                raise SafetyError(
+                    f"refusing to send the segment {raw_segment!r}: it decodes to neither {build_id!r} "
+                    "nor an id carrying the run marker (declare probe_of= for a probe of an owned build)"
+                )
+
+
+def decodings(segment: str, rounds: int = 8) -> list[str]:
+    """`segment` percent-decoded once, twice, ... until it no longer changes."""
+    found = []
+    for _ in range(rounds):
+        decoded = unquote(segment, errors="replace")
+        if decoded == segment:
+            break
+        found.append(decoded)
+        segment = decoded
+    return found or [segment]
+
+
+def fully_unquoted(segment: str, rounds: int = 8) -> str:
+    """`segment` percent-decoded until it no longer changes (a doubly encoded id decodes fully)."""
+    return decodings(segment, rounds)[-1]

@@ -1,0 +1,137 @@
+"""One request and what came back, kept as replayable evidence: request line, headers, bodies, curl.
+
+The transport fills these in; tests and checks read them; reports get `evidence()`, which is
+redacted and size-bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from build_conformance.redaction import redact
+
+BODY_EXCERPT = 2048
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    method: str
+    origin: str  # scheme://host:port
+    target: bytes  # the request target exactly as on the wire
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    @property
+    def request_line(self) -> str:
+        return f"{self.method} {self.target.decode('latin-1')} HTTP/1.1"
+
+    @property
+    def url(self) -> str:
+        return self.origin + self.target.decode("latin-1")
+
+
+@dataclass(frozen=True)
+class ReceivedResponse:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    elapsed: float
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def header_values(self, name: str) -> list[str]:
+        lowered = name.lower()
+        return [value for key, value in self.headers if key.lower() == lowered]
+
+
+@dataclass
+class Exchange:
+    """One request and what came back: a response, a timeout, or a transport error."""
+
+    label: str
+    request: SentRequest
+    response: ReceivedResponse | None = None
+    timed_out: bool = False
+    transport_error: str | None = None
+    attempts: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> int | None:
+        return self.response.status if self.response else None
+
+    def json(self) -> Any:
+        if self.response is None:
+            raise ValueError("no response")
+        return json.loads(self.response.body)
+
+    def json_or_none(self) -> Any:
+        try:
+            return self.json()
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    def curl(self) -> str:
+        """A reproduction line; `--path-as-is` keeps curl from normalising the path."""
+        parts = ["curl", "-sS", "-i", "--path-as-is", "-X", self.request.method]
+        for key, value in self.request.headers:
+            if key.lower() in {"host", "content-length", "accept-encoding", "connection", "user-agent"}:
+                continue
+            parts += ["-H", f"{key}: {value}"]
+        if self.request.body:
+            if len(self.request.body) > BODY_EXCERPT:
+                parts += ["--data-binary", f"@body-of-{len(self.request.body)}-bytes.bin"]
+            else:
+                parts += ["--data-binary", self.request.body.decode("utf-8", "backslashreplace")]
+        parts.append(self.request.url)
+        return redact(shlex.join(parts))
+
+    def evidence(self) -> dict[str, Any]:
+        """A redacted, size-bounded record of the exchange for reports."""
+        req = self.request
+        evidence: dict[str, Any] = {
+            "label": self.label,
+            "request_line": redact(req.request_line),
+            "request_headers": {k: redact(v) for k, v in req.headers if k.lower() != "host"},
+            "request_body_excerpt": redact(_excerpt(req.body)),
+            "request_body_bytes": len(req.body),
+            "curl": self.curl(),
+            "attempts": self.attempts,
+        }
+        if self.response is not None:
+            evidence.update(
+                response_status=self.response.status,
+                response_headers={k: redact(v) for k, v in self.response.headers},
+                response_body_excerpt=redact(_excerpt(self.response.body)),
+                elapsed_ms=round(self.response.elapsed * 1000, 1),
+            )
+        if self.timed_out:
+            evidence["outcome"] = "no response within the request timeout"
+        if self.transport_error:
+            evidence["outcome"] = redact(self.transport_error)
+        return evidence
+
+    def describe(self) -> str:
+        """A short human line: request line and outcome."""
+        if self.response is not None:
+            outcome = f"{self.response.status}"
+        elif self.timed_out:
+            outcome = "timed out"
+        else:
+            outcome = f"transport error: {self.transport_error}"
+        return redact(f"{self.request.request_line} -> {outcome}")
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[:BODY_EXCERPT].decode("utf-8", "backslashreplace")
+    if len(body) > BODY_EXCERPT:
+        text += f"... ({len(body)} bytes)"
+    return text
