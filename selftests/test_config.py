@@ -22,7 +22,7 @@ def test_flags_win_over_environment() -> None:
 def test_environment_supplies_tokens() -> None:
     env = {"BUILD_CONFORMANCE_TOKEN": "t" * 20, "BUILD_CONFORMANCE_OTHER_TOKEN": "u" * 20}
     config = resolve({"base_url": "http://h", "control_url": "http://h/c"}, env)
-    assert config.token == "t" * 20 and config.base_url == "http://h"
+    assert config.token is not None and config.token.reveal() == "t" * 20 and config.base_url == "http://h"
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from build_conformance.judging.per_response import ResponseChecks
 from build_conformance.judging.recorder import Recorder
 from build_conformance.provisioning.ledger import Ledger
 from build_conformance.provisioning.protocol import ProvisionedBuild
-from build_conformance.redaction import REDACTOR
+from build_conformance.redaction import REDACTOR, Secret
 from build_conformance.target.cancel_api import CANCEL_PATH, CancelApi, SafetyError, decodings
 from build_conformance.target.transport import Transport, TransportSettings, bearer, join_target
 
@@ -197,7 +197,8 @@ def guarded_api(raw_target: RawTarget) -> CancelApi:
     ledger = Ledger()
     ledger.add(ProvisionedBuild(OWNED_ID, "A", "waiting", "tpl_1"))
     checks = ResponseChecks(Check(Recorder()))
-    return CancelApi(raw_target.transport, raw_target.base_url, {"A": TOKEN, "B": TOKEN + "b"}, ledger.owns,
+    tokens = {"A": Secret(TOKEN, "token-a"), "B": Secret(TOKEN + "b", "token-b")}
+    return CancelApi(raw_target.transport, raw_target.base_url, tokens, ledger.owns,
                      checks.inspect, MARKER)
 
 

@@ -67,7 +67,7 @@ def test_missing_authorization_header(conformance: ConformanceRun, check: Check)
 @observes(*ON_401)
 @pytest.mark.parametrize("form", ["random", "truncated", "extended"])
 def test_unknown_bearer_token(conformance: ConformanceRun, check: Check, form: str) -> None:
-    probe = {p.name: p for p in credential_probes.unknown_bearer_tokens(conformance.target.tokens["A"])}[form]
+    probe = {p.name: p for p in credential_probes.unknown_bearer_tokens(conformance.target.tokens["A"].reveal())}[form]
     expect_401_and_unchanged(conformance, check, "AUTH-02", credentials_of(conformance, probe),
                              f"a cancel with an unknown Bearer token ({form})")
 
@@ -76,7 +76,7 @@ def test_unknown_bearer_token(conformance: ConformanceRun, check: Check, form: s
 @observes(*ON_401)
 @pytest.mark.parametrize("form", [p.name for p in credential_probes.other_credential_forms("x" * 16)])
 def test_credentials_in_another_form(conformance: ConformanceRun, check: Check, form: str) -> None:
-    probe = {p.name: p for p in credential_probes.other_credential_forms(conformance.target.tokens["A"])}[form]
+    probe = {p.name: p for p in credential_probes.other_credential_forms(conformance.target.tokens["A"].reveal())}[form]
     expect_401_and_unchanged(conformance, check, "AUTH-03", credentials_of(conformance, probe),
                              f"a cancel with tenant A's token as {form}")
 
@@ -89,7 +89,7 @@ def test_no_existence_oracle_without_credentials(conformance: ConformanceRun, ch
     if presented == "no credentials":
         credentials = api.raw_credentials({})
     else:
-        unknown_token = credential_probes.unknown_bearer_tokens(conformance.target.tokens["A"])[0]
+        unknown_token = credential_probes.unknown_bearer_tokens(conformance.target.tokens["A"].reveal())[0]
         credentials = credentials_of(conformance, unknown_token)
     unknown_exchange = cancel_unknown_id(conformance, credentials, f"AUTH-04, {presented}")
     exchanges = [("an id that does not exist", unknown_exchange)]
@@ -182,7 +182,7 @@ def test_no_credential_echo(conformance: ConformanceRun, check: Check) -> None:
 @observes(*ON_401)
 def test_query_token_does_not_authenticate(conformance: ConformanceRun, check: Check) -> None:
     api = conformance.api
-    token = conformance.target.tokens["A"]
+    token = conformance.target.tokens["A"].reveal()
     encoded = quote(token, safe="")
     credentials = api.raw_credentials({}, presented=tuple(dict.fromkeys((token, encoded))),
                                       query=f"access_token={encoded}")

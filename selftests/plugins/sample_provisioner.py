@@ -29,7 +29,7 @@ class SampleProvisioner:
         self._client = httpx.Client(base_url=context.control_url.rstrip("/") + "/", timeout=10, verify=False)
 
     def _headers(self, tenant: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._tokens[tenant]}", "X-Provisioned-By": "sample-plugin"}
+        return {"Authorization": f"Bearer {self._tokens[tenant].reveal()}", "X-Provisioned-By": "sample-plugin"}
 
     def create(self, status: str, tenant: str = "A") -> ProvisionedBuild:
         if status == "cancelled":

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from build_conformance.redaction import Secret
+
 ENV_PREFIX = "BUILD_CONFORMANCE_"
 PROFILES = ("quick", "standard", "certify")
 DEFAULT_CONFIG_FILE = "build-conformance.toml"
@@ -75,6 +77,10 @@ def _text(value: Any, name: str) -> str:
     return value
 
 
+def _secret(value: Any, name: str) -> Secret:
+    return value if isinstance(value, Secret) else Secret(_text(value, name), name.lstrip("-").replace("_", "-"))
+
+
 def _existing_file(value: Any, name: str) -> str:
     path = Path(str(value)).expanduser()
     if not path.is_file():
@@ -104,9 +110,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("config", _existing_file, None, f"TOML configuration file (default: ./{DEFAULT_CONFIG_FILE} if present)",
            in_file=False),
     Option("base_url", _url, None, "API base URL, may carry a path prefix (default: embedded reference server)"),
-    Option("token", _text, None, "tenant A bearer token (prefer the environment variable or token_file)",
+    Option("token", _secret, None, "tenant A bearer token (prefer the environment variable or token_file)",
            secret=True, in_file=False),
-    Option("other_token", _text, None, "tenant B bearer token, a different tenant", secret=True, in_file=False),
+    Option("other_token", _secret, None, "tenant B bearer token, a different tenant", secret=True, in_file=False),
     Option("token_file", _existing_file, None, "file holding the tenant A token"),
     Option("other_token_file", _existing_file, None, "file holding the tenant B token"),
     Option("control_url", _url, None, "control-API base URL (default: the reference server's)"),
@@ -131,8 +137,8 @@ FILE_KEYS = tuple(o.name for o in OPTIONS if o.in_file)
 class RunConfig:
     config: str | None
     base_url: str | None
-    token: str | None
-    other_token: str | None
+    token: Secret | None
+    other_token: Secret | None
     token_file: str | None
     other_token_file: str | None
     control_url: str | None
@@ -193,11 +199,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_token(path: str, name: str) -> str:
+def _read_token(path: str, name: str, label: str) -> Secret:
     token = Path(path).read_text(encoding="utf-8").strip()
     if not token:
         raise ConfigError(f"{name} {path!r} is empty")
-    return token
+    return Secret(token, label)
 
 
 def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> RunConfig:
@@ -223,7 +229,8 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None, 
     values["config"] = config_path
     for name in ("token", "other_token"):
         if values[name] is None and values[f"{name}_file"]:
-            values[name] = _read_token(values[f"{name}_file"], f"--{name.replace('_', '-')}-file")
+            values[name] = _read_token(values[f"{name}_file"], f"--{name.replace('_', '-')}-file",
+                                       name.replace("_", "-"))
     config = RunConfig(**values)
     _check_consistency(config)
     return config

@@ -18,7 +18,7 @@ class _VerdictCollector:
         self.verdict: str | None = None
 
     def pytest_sessionfinish(self, session: Any) -> None:
-        from build_conformance.harness.plugin import STATE_KEY
+        from build_conformance.harness.state import STATE_KEY
 
         state = session.config.stash.get(STATE_KEY, None)
         if state is not None and state.results is not None:

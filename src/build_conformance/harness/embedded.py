@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from build_conformance.config import ConfigError, RunConfig
+from build_conformance.redaction import Secret
 
 
 @dataclass
 class Target:
     api_url: str
     control_url: str | None
-    tokens: dict[str, str]
+    tokens: dict[str, Secret]  # by tenant: "A" and "B"
     embedded_faults: tuple[str, ...] = ()
     stop: Callable[[], None] | None = None
 
@@ -33,5 +34,5 @@ def start_target(config: RunConfig) -> Target:
         server = start_reference_server(faults=faults)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    tokens = {"A": server.tenants[0].token, "B": server.tenants[1].token}
+    tokens = {"A": Secret(server.tenants[0].token, "token-a"), "B": Secret(server.tenants[1].token, "token-b")}
     return Target(server.api_url, server.control_url, tokens, faults, server.stop)

@@ -8,7 +8,6 @@ xdist hand-over (`xdist`), what a test's outcome means (`outcomes`), results and
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,38 +15,22 @@ import pytest
 
 from build_conformance import catalogue as catalogue_module
 from build_conformance import contract
-from build_conformance.config import OPTIONS, ConfigError, RunConfig, resolve
-from build_conformance.harness import xdist
+from build_conformance.config import OPTIONS, ConfigError, resolve
+from build_conformance.harness import redacted_output, terminal, xdist
 from build_conformance.harness.embedded import start_target
 from build_conformance.harness.markers import MARKER, requirement_ids
 from build_conformance.harness.outcomes import ConformanceFailure, failure_message, record_exception
 from build_conformance.harness.preflight import PreflightError, preflight
 from build_conformance.harness.run import ConformanceRun, open_run
+from build_conformance.harness.state import STATE_KEY, PluginState, plugin_state
 from build_conformance.judging.check import Check
 from build_conformance.judging.recorder import CURRENT_TEST, RECORDER
 from build_conformance.judging.verdicts import EXIT_CODES, build_results
 from build_conformance.redaction import redact
 from build_conformance.reporting import write_reports
 from build_conformance.reporting.results_file import write_results
-from build_conformance.reporting.terminal import terminal_summary
 
 SUITE_SENTINEL = ".conformance-suite"
-
-
-@dataclass
-class PluginState:
-    active: bool = False
-    config: RunConfig | None = None
-    session: ConformanceRun | None = None
-    results: dict[str, Any] | None = None
-    results_path: Path | None = None
-    extra_requests: int = 0
-    worker_ledgers: list[dict[str, Any]] = field(default_factory=list)
-    report_paths: list[Path] = field(default_factory=list)
-    report_error: str | None = None
-
-
-STATE_KEY = pytest.StashKey[PluginState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,13 +39,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(option.flag, dest=f"bc_{option.name}", default=None, help=f"{option.help} [{option.env}]")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(*ids): catalogue requirement IDs this test judges or provokes")
     config.stash[STATE_KEY] = PluginState()
-
-
-def _state(config: pytest.Config) -> PluginState:
-    return config.stash[STATE_KEY]
+    redacted_output.install(config)
+    config.pluginmanager.register(terminal, "build-conformance-terminal")
 
 
 def _targets_suite(config: pytest.Config) -> bool:
@@ -81,7 +63,7 @@ def _flags(config: pytest.Config) -> dict[str, Any]:
 
 def _open(config: pytest.Config) -> None:
     """Resolve the configuration, start the target, run preflight: or exit 2 with one line."""
-    state = _state(config)
+    state = plugin_state(config)
     state.active = True
     try:
         state.config = resolve(_flags(config))
@@ -102,7 +84,7 @@ def _open(config: pytest.Config) -> None:
 
 
 def _open_worker(config: pytest.Config) -> None:
-    state = _state(config)
+    state = plugin_state(config)
     state.config = resolve(_flags(config))
     state.session = xdist.open_worker_run(config, state.config)
     state.active = True
@@ -117,14 +99,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    run = _state(node.config).session
+    run = plugin_state(node.config).session
     if run is not None:
         node.workerinput[xdist.KEY] = xdist.worker_input(run)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    state = _state(node.config)
+    state = plugin_state(node.config)
     output = getattr(node, "workeroutput", {}).get(xdist.KEY)
     if output is None:
         return
@@ -145,7 +127,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             raise pytest.UsageError(f"{item.nodeid} names unknown requirement IDs {unknown}")
     if config.option.collectonly:
         return  # listing tests must not start servers or send requests
-    state = _state(config)
+    state = plugin_state(config)
     if xdist.is_worker(config):
         _open_worker(config)
     elif state.session is None:
@@ -155,7 +137,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.fixture(scope="session")
 def conformance(request: pytest.FixtureRequest) -> ConformanceRun:
     """The run: target, provisioner (`provision`, `observe`, `settle`), the API under test, the seed."""
-    session = _state(request.config).session
+    session = plugin_state(request.config).session
     if session is None:
         pytest.skip("no conformance target (the run was not configured)")
     return session
@@ -193,7 +175,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    state = _state(config)
+    state = plugin_state(config)
     if not state.active or state.session is None or state.config is None:
         return
     run = state.session
@@ -232,12 +214,3 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run.close()
     if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         session.exitstatus = EXIT_CODES[results["verdict"]]
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    state = _state(config)
-    if state.results is None:
-        return
-    terminalreporter.section("build-conformance")
-    for line in terminal_summary(state.results, state.results_path, state.report_paths, state.report_error):
-        terminalreporter.write_line(line)

@@ -13,6 +13,7 @@ from build_conformance.harness.embedded import Target
 from build_conformance.harness.run import ConformanceRun, open_run
 from build_conformance.judging.recorder import RECORDER
 from build_conformance.provisioning.capabilities import Capabilities
+from build_conformance.redaction import Secret
 
 KEY = "build_conformance"
 
@@ -31,7 +32,8 @@ def worker_input(run: ConformanceRun) -> dict[str, Any]:
     return {
         "api_url": run.target.api_url,
         "control_url": run.target.control_url,
-        "tokens": run.target.tokens,
+        # Workers get the values through execnet's channel (never printed); they wrap them again.
+        "tokens": {tenant: token.reveal() for tenant, token in run.target.tokens.items()},
         "faults": list(run.target.embedded_faults),
         "seed": run.seed,
         "run_marker": run.run_marker,
@@ -46,7 +48,8 @@ def worker_input(run: ConformanceRun) -> dict[str, Any]:
 
 def open_worker_run(config: pytest.Config, run_config: RunConfig) -> ConformanceRun:
     shared = config.workerinput[KEY]  # type: ignore[attr-defined]
-    target = Target(shared["api_url"], shared["control_url"], shared["tokens"], tuple(shared["faults"]))
+    tokens = {tenant: Secret(value, f"token-{tenant.lower()}") for tenant, value in shared["tokens"].items()}
+    target = Target(shared["api_url"], shared["control_url"], tokens, tuple(shared["faults"]))
     run = open_run(run_config, target, seed=shared["seed"], run_marker=shared["run_marker"])
     capabilities = Capabilities(**{**shared["capabilities"], "statuses": set(shared["capabilities"]["statuses"])})
     run.provisioner.capabilities = capabilities

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from build_conformance.redaction import Secret
 from build_conformance.target.exchange import Exchange
 from build_conformance.target.transport import Transport
 
@@ -80,7 +81,7 @@ class ProvisionerContext:
 
     api_url: str
     control_url: str | None
-    tokens: dict[str, str]
+    tokens: dict[str, Secret]  # by tenant ("A", "B"); `reveal()` gives the value to put on the wire
     transport: Transport
     settle_timeout: float
     run_marker: str

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from build_conformance.redaction import REDACTOR
+from build_conformance.redaction import REDACTOR, Secret
 from build_conformance.target.exchange import Exchange
 from build_conformance.target.transport import TargetUnavailable, Transport, join_target
 
@@ -52,7 +52,7 @@ class CancelApi:
         self,
         transport: Transport,
         base_url: str,
-        tokens: dict[str, str],
+        tokens: dict[str, Secret],
         owns: OwnershipCheck,
         inspect: Inspector,
         run_marker: str,
@@ -65,7 +65,7 @@ class CancelApi:
         self.run_marker = run_marker
 
     def as_tenant(self, tenant: str = "A", scheme: str = "Bearer") -> Credentials:
-        token = self._tokens[tenant]
+        token = self._tokens[tenant].reveal()
         return Credentials((("Authorization", f"{scheme} {token}"),), (token,))
 
     @staticmethod

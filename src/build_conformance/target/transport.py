@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from build_conformance.redaction import Secret
 from build_conformance.target.exchange import Exchange, ReceivedResponse, SentRequest
 
 
@@ -112,9 +113,10 @@ class Transport:
                 delay = max(delay, min(float(retry_after), 30.0))
             time.sleep(delay)
 
-    def call(self, method: str, base_url: str, path: str, token: str, payload: Any = None, *, label: str) -> Exchange:
+    def call(self, method: str, base_url: str, path: str, token: Secret, payload: Any = None, *,
+             label: str) -> Exchange:
         """A plain JSON call under `base_url`'s prefix, as the provisioners make them."""
-        headers = bearer(token)
+        headers = bearer(token.reveal())
         body = b""
         if payload is not None:
             headers["Content-Type"] = "application/json"
