@@ -33,6 +33,7 @@ from build_conformance.provisioning.ledger import Ledger
 from build_conformance.provisioning.protocol import ProvisionedBuild
 from build_conformance.redaction import REDACTOR, Secret
 from build_conformance.target.cancel_api import CANCEL_PATH, CancelApi, SafetyError, decodings
+from build_conformance.target.exchange import Exchange, ReceivedResponse, SentRequest
 from build_conformance.target.transport import Transport, TransportSettings, bearer, join_target
 
 MARKER = "bcz5eedf00d"
@@ -331,17 +332,34 @@ def test_sequential_ids_are_not_guessed() -> None:
     assert not plan.usable
 
 
+def _answer(body: dict[str, object]) -> Exchange:
+    request = SentRequest("POST", "http://h", b"/x", (), b"")
+    return Exchange("answer", request, ReceivedResponse(404, (("Content-Type", "application/json"),),
+                                                        json.dumps(body).encode(), 0.0))
+
+
 def test_revealed_fields_allows_what_was_sent() -> None:
     build = {"build_id": OWNED_ID, "template_id": "tpl_abcdef123", "name": "my-build", "status": "waiting",
              "created_at": "2026-01-01T00:00:00Z", "namespace_slug": "acme"}
-    quiet = json.dumps({"error": f"build {OWNED_ID} not found", "code": "template_build_not_found"}).encode()
-    assert tenant_isolation.revealed_fields(build, quiet, json.loads(quiet), sent=OWNED_ID) == []
-    loud = json.dumps({"error": "forbidden", "build": {"status": "waiting", "template_id": "tpl_abcdef123"}}).encode()
-    found = tenant_isolation.revealed_fields(build, loud, json.loads(loud), sent=OWNED_ID)
+    quiet = _answer({"error": f"build {OWNED_ID} not found", "code": "template_build_not_found"})
+    assert tenant_isolation.revealed_fields(build, quiet, sent=OWNED_ID, baseline=None) == []
+    loud = _answer({"error": "forbidden", "build": {"status": "waiting", "template_id": "tpl_abcdef123"}})
+    found = tenant_isolation.revealed_fields(build, loud, sent=OWNED_ID, baseline=None)
     assert any(f.startswith("template_id=") for f in found) and any(f.startswith("status=") for f in found)
-    timestamp = b'{"error": "created 2026-01-01T00:00:00Z"}'
-    revealed = tenant_isolation.revealed_fields(build, timestamp, json.loads(timestamp), sent="")
+    timestamp = _answer({"error": "created 2026-01-01T00:00:00Z"})
+    revealed = tenant_isolation.revealed_fields(build, timestamp, sent="", baseline=None)
     assert revealed == ["created_at='2026-01-01T00:00:00Z'"]
+
+
+def test_an_error_envelope_reveals_nothing_it_shows_for_unknown_ids_too() -> None:
+    """A JSend envelope says `"status": "error"` for every failure; a build whose status is `error` is not
+    revealed by it. The same envelope carrying the build's real status would be."""
+    build = {"build_id": OWNED_ID, "template_id": "tpl_abcdef123", "name": "my-build", "status": "error"}
+    unknown = _answer({"status": "error", "error": "not found", "code": "not_found", "request_id": "r1"})
+    foreign = _answer({"status": "error", "error": "not found", "code": "not_found", "request_id": "r2"})
+    assert tenant_isolation.revealed_fields(build, foreign, sent=OWNED_ID, baseline=unknown) == []
+    leaky = _answer({"status": "error", "error": "not found", "code": "not_found", "name": "my-build"})
+    assert tenant_isolation.revealed_fields(build, leaky, sent=OWNED_ID, baseline=unknown) == ["name='my-build'"]
 
 
 def test_probe_credentials_are_long_random_and_distinct() -> None:

@@ -14,12 +14,12 @@ import pytest
 
 from build_conformance.harness.markers import judges, observes
 from build_conformance.harness.run import ConformanceRun
-from build_conformance.harness.unknown_ids import well_formed_unknown_ids
+from build_conformance.harness.unknown_ids import cancel_unknown_id
 from build_conformance.inputs import credentials as credential_probes
 from build_conformance.inputs.credentials import CredentialProbe
 from build_conformance.judging.check import Check
 from build_conformance.judging.side_effects import expect_unchanged
-from build_conformance.judging.tenant_isolation import revealed_fields, same_code_as_unknown
+from build_conformance.judging.tenant_isolation import reveals_nothing, same_code_as_unknown
 from build_conformance.provisioning.protocol import BUILD_STATUSES
 from build_conformance.target.cancel_api import Credentials
 from build_conformance.target.exchange import Exchange
@@ -29,16 +29,6 @@ ON_401 = ("AUTH-06", "AUTH-08", "ERR-02", "GEN-03")
 
 def credentials_of(conformance: ConformanceRun, probe: CredentialProbe) -> Credentials:
     return conformance.api.raw_credentials(dict(probe.headers), presented=probe.presented, query=probe.query)
-
-
-def cancel_unknown_id(conformance: ConformanceRun, credentials: Credentials, label: str) -> Exchange:
-    """A cancel of a well-formed id that names no build (of the target's shape when it can be), as `credentials`."""
-    unknown = well_formed_unknown_ids(conformance, 1, label)
-    if unknown:
-        return conformance.api.cancel(unknown[0].build_id, credentials=credentials, probe_of=unknown[0].probe_of,
-                                      label=f"{label}: an id that does not exist")
-    return conformance.api.cancel(conformance.unknown_id(), credentials=credentials,
-                                  label=f"{label}: an unknown (marked) id")
 
 
 def expect_401_and_unchanged(
@@ -126,17 +116,7 @@ def test_other_tenant_gets_not_found(conformance: ConformanceRun, check: Check, 
     if baseline.status == 404:
         same_code_as_unknown(check, "AUTH-05", exchange, baseline, what)
     if before is not None and exchange.response is not None:
-        response = exchange.response
-        shown = response.body + b"\n" + "\n".join(f"{k}: {v}" for k, v in response.headers).encode("utf-8")
-        revealed = revealed_fields(before.build, shown, exchange.json_or_none(), sent=build.build_id)
-        check.that(
-            "AUTH-05",
-            not revealed,
-            f"{what} reveals the build: {', '.join(revealed)}" if revealed else f"{what} reveals nothing",
-            exchange=exchange,
-            expected="none of the build's fields beyond the id sent",
-            received=", ".join(revealed) or None,
-        )
+        reveals_nothing(check, "AUTH-05", before.build, exchange, sent=build.build_id, baseline=baseline, what=what)
     expect_unchanged(check, "AUTH-05", before, after, exchange=exchange, what=what)
 
 

@@ -267,12 +267,9 @@ def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBas
 def test_cancel_lifecycle_state_machine(conformance: ConformanceRun, check: Check) -> None:
     machine = conformance.property_settings(standard=EXAMPLES)(lifecycle_machine(conformance, check))
     settings = hypothesis.settings(machine.TestCase.settings, stateful_step_count=STEPS[conformance.profile])
-    try:
-        run_state_machine_as_test(machine, settings=settings)
-    except hypothesis.errors.Flaky as exc:
-        # The target decides asynchronously; a violation that does not reproduce on replay is still a
-        # violation (it was recorded, with evidence), not a broken suite.
-        raise RequirementFailed(f"a lifecycle violation did not reproduce on replay: {exc}") from exc
+    # A violation that does not reproduce on replay (Hypothesis' Flaky) is inconclusive: the harness turns
+    # its recorded failures into errors that keep the evidence of both runs.
+    run_state_machine_as_test(machine, settings=settings)
 
 
 # Fixed step sequences through the same machine and model, run on every profile: they make sure the

@@ -1,12 +1,17 @@
-"""What a finished conformance test means for its requirements, whatever way it ended."""
+"""What a finished conformance test means for its requirements, whatever way it ended.
+
+Nothing passes that was not observed, and nothing that happened is lost: a test that failed without
+recording a failure, a property that failed once and passed on replay, a group of exceptions — each
+ends as a status of the requirements the test observes, with the reason.
+"""
 
 from __future__ import annotations
 
+import hypothesis.errors
 import pytest
 
-from build_conformance import catalogue as catalogue_module
 from build_conformance.judging.check import Check, RequirementFailed
-from build_conformance.judging.recorder import RECORDER, Observation
+from build_conformance.judging.recorder import RECORDER
 from build_conformance.provisioning.protocol import CapabilityMissing, ProvisioningError
 from build_conformance.redaction import redact
 from build_conformance.target.transport import RequestBudgetExceeded, TargetUnavailable
@@ -16,39 +21,52 @@ class ConformanceFailure(AssertionError):
     """A test whose observations failed one or more requirements."""
 
 
-def failure_message(problems: list[Observation]) -> str:
-    """The pytest failure text of a test: per failed observation, the requirement and its evidence."""
-    catalogue = catalogue_module.load()
-    lines: list[str] = []
-    for observation in problems[:10]:
-        requirement = catalogue.get(observation.requirement)
-        lines.append(f"{requirement.id} ({requirement.level}) {requirement.statement}")
-        lines.append(f"  {redact(observation.message)}")
-        if observation.expected is not None or observation.received is not None:
-            lines.append(f"  expected: {redact(str(observation.expected))}")
-            lines.append(f"  received: {redact(str(observation.received))}")
-        if observation.evidence:
-            evidence = observation.evidence
-            status = evidence.get("response_status", evidence.get("outcome", "?"))
-            lines.append(f"  request:  {evidence['request_line']} -> {status}")
-            lines.append(f"  replay:   {evidence['curl']}")
-    if len(problems) > 10:
-        lines.append(f"... and {len(problems) - 10} more")
-    return "\n".join(lines)
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups; a plain exception is its own leaf."""
+    if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, hypothesis.errors.Flaky):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {redact(str(exc))[:500]}"
 
 
 def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.ExceptionInfo[BaseException]) -> None:
     """Turn the exception a test ended with into statuses of the requirements it observes."""
-    exc = excinfo.value
     check = Check(RECORDER, test=item.nodeid)
-    if excinfo.errisinstance(pytest.skip.Exception):
-        check.not_run(ids, f"{item.name}: {getattr(exc, 'msg', str(exc))}")
-    elif isinstance(exc, ConformanceFailure | RequirementFailed):
-        pass  # the failures are recorded already, with their evidence
-    elif isinstance(exc, CapabilityMissing):
-        check.not_run(ids, f"{item.name}: precondition not reachable: {redact(str(exc))}")
-    elif isinstance(exc, TargetUnavailable | ProvisioningError | RequestBudgetExceeded):
-        check.error(ids, f"{item.name}: could not judge: {redact(str(exc))}")
-    else:
-        detail = f"{type(exc).__name__}: {redact(str(exc))[:500]}"
-        check.error(ids, f"{item.name}: the suite could not complete the test: {detail}")
+    if isinstance(excinfo.value, hypothesis.errors.Flaky):
+        _record_flaky(check, item, ids, excinfo.value)
+        return
+    leaves = _leaves(excinfo.value)
+    failed = any(o.outcome == "fail" for o in RECORDER.problems_of(item.nodeid))
+    skips = [e for e in leaves if isinstance(e, pytest.skip.Exception)]
+    missing = [e for e in leaves if isinstance(e, CapabilityMissing)]
+    unjudged = [e for e in leaves if isinstance(e, TargetUnavailable | ProvisioningError | RequestBudgetExceeded)
+                and not isinstance(e, CapabilityMissing)]
+    failures = [e for e in leaves if isinstance(e, ConformanceFailure | RequirementFailed)]
+    others = [e for e in leaves if not any(e in group for group in (skips, missing, unjudged, failures))]
+    if others:
+        check.error(ids, f"{item.name}: the suite could not complete the test: {_describe(others[0])}")
+    elif unjudged:
+        check.error(ids, f"{item.name}: could not judge: {redact(str(unjudged[0]))}")
+    elif failures and not failed:
+        # A failure nobody recorded would vanish from results.json: it becomes an error, with its reason.
+        check.error(ids, f"{item.name}: the test failed without recording which requirement broke: "
+                         f"{_describe(failures[0])}")
+    elif missing and not failures:
+        check.not_run(ids, f"{item.name}: precondition not reachable: {redact(str(missing[0]))}")
+    elif skips and not failures:
+        check.not_run(ids, f"{item.name}: {getattr(skips[0], 'msg', str(skips[0]))}")
+
+
+def _record_flaky(check: Check, item: pytest.Item, ids: tuple[str, ...], exc: BaseException) -> None:
+    """A property that failed once and passed when Hypothesis replayed it: inconclusive, not failed.
+
+    The failures it recorded become errors that keep their evidence, next to what the replay said.
+    """
+    original = [leaf for inner in getattr(exc, "exceptions", ()) for leaf in _leaves(inner)]
+    first = _describe(original[0]) if original else "an observation failed"
+    reason = f"{item.name}: inconclusive: failed once ({first}), then passed when replayed"
+    if not RECORDER.downgrade_failures(item.nodeid, reason):
+        check.error(ids, reason)

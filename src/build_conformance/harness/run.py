@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 
 import hypothesis
 
-from build_conformance.config import EXTERNAL_MAX_REQUESTS, EXTERNAL_RATE_LIMIT, ConfigError, RunConfig
+from build_conformance.config import EXTERNAL_MAX_REQUESTS, ConfigError, RunConfig
 from build_conformance.harness.embedded import Target
 from build_conformance.inputs.bodies import encode
 from build_conformance.inputs.ids import UnknownIdPlan
@@ -135,12 +135,13 @@ class ConformanceRun:
 
 
 def transport_settings(config: RunConfig) -> TransportSettings:
-    """Loopback reference runs are unthrottled; a deployment gets the conservative defaults."""
+    """Loopback reference runs are unthrottled; a deployment gets a bounded budget and an adaptive rate."""
     external = not config.embedded
     return TransportSettings(
         request_timeout=config.request_timeout,
         max_requests=config.max_requests or (EXTERNAL_MAX_REQUESTS if external else None),
-        rate_limit=config.rate_limit or (EXTERNAL_RATE_LIMIT if external else None),
+        rate_limit=config.rate_limit,
+        adaptive_rate=external,
         verify=config.ca_bundle or True,
     )
 
@@ -197,3 +198,13 @@ def open_run(
         api=api,
         checks=checks,
     )
+
+
+def rate_summary(transport: Transport, workers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's rate for results.json: this process's, with pytest-xdist workers' requests added."""
+    report, adaptive = transport.rate_report(), transport.settings.adaptive_rate
+    effective = report.effective_per_s + sum(w.get("effective_per_s", 0.0) for w in workers)
+    return {"effective_per_s": round(effective, 1), "final_limit_per_s": report.final_limit_per_s,
+            "ceiling_per_s": report.ceiling_per_s, "backoffs": report.backoffs + sum(w.get("backoffs", 0)
+                                                                                    for w in workers),
+            "adaptive": adaptive}

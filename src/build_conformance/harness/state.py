@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from build_conformance.config import RunConfig
+from build_conformance.harness.completeness import Completeness
 from build_conformance.harness.run import ConformanceRun
 
 
@@ -20,9 +21,11 @@ class PluginState:
     results: dict[str, Any] | None = None
     results_path: Path | None = None
     extra_requests: int = 0
+    worker_rates: list[dict[str, Any]] = field(default_factory=list)
     worker_ledgers: list[dict[str, Any]] = field(default_factory=list)
     report_paths: list[Path] = field(default_factory=list)
     report_error: str | None = None
+    completeness: Completeness = field(default_factory=Completeness)
 
 
 STATE_KEY = pytest.StashKey[PluginState]()

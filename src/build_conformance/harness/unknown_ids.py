@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from build_conformance.inputs.ids import UnknownIdPlan, plan_unknown_ids, seeded_rng
+from build_conformance.target.cancel_api import Credentials
+from build_conformance.target.exchange import Exchange
 
 if TYPE_CHECKING:
     from build_conformance.harness.run import ConformanceRun
@@ -61,3 +63,13 @@ def unknown_ids_not_run_reason(session: ConformanceRun) -> str:
         f"the target's ids (e.g. length {plan.shape.length}) leave {plan.shape.entropy_bits:.0f} bits of randomness "
         f"and cannot carry the run marker: no well-formed id is safely unknown"
     )
+
+
+def cancel_unknown_id(conformance: ConformanceRun, credentials: Credentials, label: str) -> Exchange:
+    """A cancel of a well-formed id that names no build (of the target's shape when it can be), as `credentials`."""
+    unknown = well_formed_unknown_ids(conformance, 1, label)
+    if unknown:
+        return conformance.api.cancel(unknown[0].build_id, credentials=credentials, probe_of=unknown[0].probe_of,
+                                      label=f"{label}: an id that does not exist")
+    return conformance.api.cancel(conformance.unknown_id(), credentials=credentials,
+                                  label=f"{label}: an unknown (marked) id")

@@ -4,10 +4,12 @@ run reports exactly like a serial one."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
+from build_conformance.attribution import REQUESTS_BY_TEST
 from build_conformance.config import RunConfig
 from build_conformance.harness.embedded import Target
 from build_conformance.harness.run import ConformanceRun, open_run
@@ -61,6 +63,8 @@ def worker_output(run: ConformanceRun) -> dict[str, Any]:
     return {
         "observations": RECORDER.export(),
         "requests_sent": run.transport.requests_sent,
+        "requests_by_test": REQUESTS_BY_TEST.export(),
+        "rate": dataclasses.asdict(run.transport.rate_report()),
         "ledger": run.ledger.as_list(),
     }
 
@@ -68,4 +72,5 @@ def worker_output(run: ConformanceRun) -> dict[str, Any]:
 def merge_worker_output(output: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     """Merge a worker's observations into this process's recorder; its request count and ledger."""
     RECORDER.merge(output["observations"])
+    REQUESTS_BY_TEST.merge(output.get("requests_by_test", {}))
     return output["requests_sent"], output["ledger"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from build_conformance.attribution import CURRENT_TEST
 from build_conformance.catalogue import load as load_catalogue
-from build_conformance.judging.recorder import CURRENT_TEST, Observation, Outcome, Recorder
+from build_conformance.judging.recorder import Observation, Outcome, Recorder
 from build_conformance.target.exchange import Exchange
 
 

@@ -13,6 +13,8 @@ from build_conformance.target.exchange import ReceivedResponse
 
 # Statuses the generated client documents for cancel; any other is "unexpected" to it by design.
 DOCUMENTED_STATUSES = frozenset({200, 401, 404, 503})
+# The body handed over is already decoded and complete: these would make httpx decode or frame it again.
+_FRAMING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 def parse_with_official_client(response: ReceivedResponse) -> str | None:
@@ -21,7 +23,8 @@ def parse_with_official_client(response: ReceivedResponse) -> str | None:
     from nullspace._generated_api.nullspace_openapi_client.api.templates import cancel_template_build
 
     client = Client(base_url="http://conformance.invalid", raise_on_unexpected_status=True)
-    raw = httpx.Response(status_code=response.status, headers=list(response.headers), content=response.body)
+    headers = [(k, v) for k, v in response.headers if k.lower() not in _FRAMING_HEADERS]
+    raw = httpx.Response(status_code=response.status, headers=headers, content=response.body)
     try:
         parsed = cancel_template_build._build_response(client=client, response=raw)
     except Exception as exc:  # any exception is exactly what CLIENT-01 reports

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from build_conformance.attribution import CURRENT_TEST
 from build_conformance.redaction import redact
 
 Outcome = Literal["pass", "fail", "error", "not-run"]
@@ -15,7 +15,6 @@ Outcome = Literal["pass", "fail", "error", "not-run"]
 # Evidence kept per requirement and outcome; the count of every observation is kept regardless.
 MAX_KEPT = 5
 
-CURRENT_TEST: contextvars.ContextVar[str] = contextvars.ContextVar("CURRENT_TEST", default="")
 
 
 @dataclass
@@ -43,7 +42,7 @@ class Observation:
 class RequirementTally:
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     kept: dict[str, list[Observation]] = field(default_factory=lambda: defaultdict(list))
-    tests: set[str] = field(default_factory=set)
+    tests: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # test -> its outcomes
 
 
 class Recorder:
@@ -61,12 +60,30 @@ class Recorder:
             tally = self._tallies[observation.requirement]
             tally.counts[observation.outcome] += 1
             if observation.test:
-                tally.tests.add(observation.test)
+                tally.tests[observation.test].add(observation.outcome)
             kept = tally.kept[observation.outcome]
             if len(kept) < MAX_KEPT:
                 kept.append(observation)
             if observation.outcome in ("fail", "error"):
                 self._by_test[observation.test].append(observation)
+
+    def downgrade_failures(self, test: str, reason: str) -> int:
+        """Turn the failures `test` recorded into errors (the run could not tell whether they are real, e.g.
+        a property that failed once and passed on replay); returns how many. Evidence is kept."""
+        with self._lock:
+            failed = [o for o in self._by_test.get(test, ()) if o.outcome == "fail"]
+            for observation in failed:
+                tally = self._tallies[observation.requirement]
+                tally.counts["fail"] -= 1
+                tally.counts["error"] += 1
+                if observation in tally.kept["fail"]:
+                    tally.kept["fail"].remove(observation)
+                observation.outcome = "error"
+                observation.message = f"{reason}; the failed observation: {observation.message}"
+                if len(tally.kept["error"]) < MAX_KEPT:
+                    tally.kept["error"].append(observation)
+                tally.tests[test].add("error")
+        return len(failed)
 
     def problems_of(self, test: str) -> list[Observation]:
         with self._lock:
@@ -87,7 +104,7 @@ class Recorder:
                 rid: {
                     "counts": dict(tally.counts),
                     "kept": {outcome: [vars(o) for o in kept] for outcome, kept in tally.kept.items()},
-                    "tests": sorted(tally.tests),
+                    "tests": {test: sorted(outcomes) for test, outcomes in tally.tests.items()},
                 }
                 for rid, tally in self._tallies.items()
             }
@@ -101,7 +118,8 @@ class Recorder:
                 for outcome, kept in data["kept"].items():
                     room = MAX_KEPT - len(tally.kept[outcome])
                     tally.kept[outcome].extend(Observation(**o) for o in kept[: max(room, 0)])
-                tally.tests.update(data["tests"])
+                for test, outcomes in data["tests"].items():
+                    tally.tests[test].update(outcomes)
 
 
 RECORDER = Recorder()

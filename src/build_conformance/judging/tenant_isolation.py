@@ -27,18 +27,45 @@ def _string_leaves(value: Any) -> set[str]:
     return set()
 
 
-def revealed_fields(build: dict[str, Any], body: bytes, parsed: Any, sent: str) -> list[str]:
-    """The build's field values that a response body shows; what the caller itself `sent` may appear."""
-    text = body.decode("utf-8", "replace")
-    leaves = _string_leaves(parsed)
+def _shown(exchange: Exchange | None) -> tuple[str, set[str]]:
+    """Everything a response shows (body and headers, as text) and the string values of its JSON body."""
+    if exchange is None or exchange.response is None:
+        return "", set()
+    response = exchange.response
+    text = response.body.decode("utf-8", "replace") + "\n" + "\n".join(f"{k}: {v}" for k, v in response.headers)
+    return text, _string_leaves(exchange.json_or_none())
+
+
+def revealed_fields(build: dict[str, Any], exchange: Exchange, *, sent: str, baseline: Exchange | None) -> list[str]:
+    """The build's field values a response shows that the answer about an id that does not exist does not.
+
+    An error envelope carries its own words (`"status": "error"`, a code, a message) whatever the id:
+    they show up in `baseline` too, so a build whose status happens to be `error` is not "revealed" by
+    a JSend envelope. What the caller itself `sent` may appear as well.
+    """
+    text, leaves = _shown(exchange)
+    baseline_text, baseline_leaves = _shown(baseline)
     found = []
     for field in (*REVEALING_FIELDS, *TIMESTAMP_FIELDS):
         value = build.get(field)
         if not isinstance(value, str) or not value or value in sent:
             continue
-        if value in leaves or (len(value) >= SUBSTRING_MATCH_LENGTH and value in text):
+        as_value = value in leaves and value not in baseline_leaves
+        in_text = len(value) >= SUBSTRING_MATCH_LENGTH and value in text and value not in baseline_text
+        if as_value or in_text:
             found.append(f"{field}={value!r}")
     return found
+
+
+@judges("AUTH-05", "PATH-03")
+def reveals_nothing(check: Check, requirement: str, build: dict[str, Any], exchange: Exchange, *, sent: str,
+                    baseline: Exchange | None, what: str) -> None:
+    """A response about a build the caller may not address reveals none of its fields."""
+    revealed = revealed_fields(build, exchange, sent=sent, baseline=baseline)
+    check.that(requirement, not revealed,
+               f"{what} reveals the build: {', '.join(revealed)}" if revealed else f"{what} reveals nothing",
+               exchange=exchange, expected="none of the build's fields beyond the id sent",
+               received=", ".join(revealed) or None)
 
 
 def error_code(exchange: Exchange) -> object:

@@ -30,6 +30,10 @@ class RequirementResult:
     errors: list[dict[str, Any]]
     reasons_not_run: list[str]
     tests: list[str]
+    # Tests that observe it but could not (not-run) while others judged it: the judgement is partial.
+    partial: dict[str, Any] | None = None
+    duration_s: float | None = None  # wall time of the tests that observed it
+    requests: int | None = None  # requests those tests sent
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -47,6 +51,12 @@ class RequirementResult:
             data["errors"] = self.errors
         if self.reasons_not_run:
             data["not_run_reasons"] = self.reasons_not_run
+        if self.partial:
+            data["partial"] = self.partial
+        if self.duration_s is not None:
+            data["duration_s"] = self.duration_s
+        if self.requests is not None:
+            data["requests"] = self.requests
         return data
 
 
@@ -60,32 +70,65 @@ def status_of(counts: dict[str, int]) -> Status:
     return "not-run"
 
 
-def requirement_results(catalogue: Catalogue, recorder: Recorder) -> list[RequirementResult]:
+NOT_SELECTED = "not selected"
+
+
+@dataclass(frozen=True)
+class TestCosts:
+    """What each conformance test cost: wall seconds and requests sent (by pytest node id)."""
+
+    durations: dict[str, float]
+    requests: dict[str, int]
+
+
+def requirement_results(catalogue: Catalogue, recorder: Recorder, *, selection: frozenset[str] | None = None,
+                        costs: TestCosts | None = None) -> list[RequirementResult]:
+    """Per requirement: its status from what was observed (or not-run, "not selected", outside `selection`)."""
     results = []
     for requirement in catalogue.requirements:
+        if selection is not None and requirement.id not in selection:
+            results.append(RequirementResult(requirement.id, requirement.level, requirement.family,
+                                             requirement.statement, "not-run", {}, [], [], [NOT_SELECTED], []))
+            continue
         tally = recorder.tally(requirement.id)
         counts = {k: v for k, v in tally.counts.items() if v}
         reasons = sorted({o.message for o in tally.kept.get("not-run", [])})
         if not tally.tests and not counts:
             reasons = ["no test observed this requirement"]
+        status = status_of(counts)
+        tests = sorted(tally.tests)
         results.append(
             RequirementResult(
                 id=requirement.id,
                 level=requirement.level,
                 family=requirement.family,
                 statement=requirement.statement,
-                status=status_of(counts),
+                status=status,
                 counts=counts,
                 failures=[o.as_dict() for o in tally.kept.get("fail", [])],
                 errors=[o.as_dict() for o in tally.kept.get("error", [])],
                 reasons_not_run=reasons,
-                tests=sorted(tally.tests),
+                tests=tests,
+                partial=_partial(tally.tests, reasons) if status != "not-run" else None,
+                duration_s=round(sum(costs.durations.get(t, 0.0) for t in tests), 3) if costs else None,
+                requests=sum(costs.requests.get(t, 0) for t in tests) if costs else None,
             )
         )
     return results
 
 
-def verdict_of(results: list[RequirementResult]) -> Verdict:
+def _partial(outcomes_by_test: dict[str, set[str]], reasons: list[str]) -> dict[str, Any] | None:
+    """How much of a judged requirement went unobserved: tests that only recorded not-run."""
+    not_run = [test for test, outcomes in outcomes_by_test.items() if outcomes == {"not-run"}]
+    if not not_run:
+        return None
+    return {"tests_not_run": len(not_run), "tests": len(outcomes_by_test), "reasons": reasons}
+
+
+def verdict_of(results: list[RequirementResult], *, complete: bool = True) -> Verdict:
+    """Non-conformant when a MUST failed; incomplete when one was not judged or the run did not finish."""
+    if not complete:
+        return "incomplete"
     musts = [r for r in results if r.level == "MUST"]
     if any(r.status == "failed" for r in musts):
         return "non-conformant"
@@ -113,14 +156,25 @@ def build_results(
     ledger: list[dict[str, Any]],
     requests_sent: int,
     schema_digests: dict[str, str],
+    complete: bool = True,
+    interruption: str | None = None,
+    selection: frozenset[str] | None = None,
+    costs: TestCosts | None = None,
+    rate: dict[str, Any] | None = None,
+    builds: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    results = requirement_results(catalogue, recorder)
-    verdict = verdict_of(results)
+    """The results document (results.json): per-requirement results, counts and the verdict, with the run's facts.
+
+    A run that did not finish (`complete` false: interrupted, a worker crashed, tests left unrun) is
+    `incomplete`, whatever it saw before it stopped: nothing passes that was not observed.
+    """
+    results = requirement_results(catalogue, recorder, selection=selection, costs=costs)
+    verdict = verdict_of(results, complete=complete)
     counts: dict[str, dict[str, int]] = {}
     for r in results:
         level = counts.setdefault(r.level, {"passed": 0, "failed": 0, "not-run": 0, "error": 0})
         level[r.status] += 1
-    return {
+    document: dict[str, Any] = {
         "suite_version": suite_version(),
         "catalogue_version": catalogue.version,
         "catalogue_digest": catalogue.digest,
@@ -133,12 +187,22 @@ def build_results(
         "seed": seed,
         "started_at": _iso(started_at),
         "finished_at": _iso(time.time()),
+        "complete": complete,
         "verdict": verdict,
         "counts": counts,
         "requests_sent": requests_sent,
         "ledger": ledger,
         "requirements": [r.as_dict() for r in results],
     }
+    if interruption:
+        document["interruption"] = interruption
+    if selection is not None:
+        document["selection"] = {"requirements": sorted(selection)}
+    if rate is not None:
+        document["rate"] = rate
+    if builds is not None:
+        document["builds"] = builds
+    return document
 
 
 def _iso(timestamp: float) -> str:

@@ -26,19 +26,36 @@ class CapabilityMissing(ProvisioningError):
     """The deployment's provisioner cannot do this at all (e.g. no advance hook): `not-run`, not `error`."""
 
 
+ACTIVE = frozenset({"waiting", "building"})
+
+
 @dataclass(frozen=True)
 class Snapshot:
+    """A build as observed, with its log. `runs_on_its_own`: the provisioner's builds progress without the
+    suite (real builds through the public API), unlike control-API builds, which are held still."""
+
     build: dict[str, Any]
     entries: list[dict[str, Any]]
     next_offset: int | None
     exchange: Exchange | None = None
+    runs_on_its_own: bool = False
 
     @property
     def status(self) -> Any:
         return self.build.get("status")
 
+    @property
+    def cancel_pending(self) -> bool:
+        return self.status in ACTIVE and self.build.get("cancel_requested_at") is not None
+
+    @property
+    def in_flux(self) -> bool:
+        """Whether the build may change between two observations without anyone asking it to: a pending
+        cancellation (the executor logs progress, moves updated_at) or a build that runs on its own."""
+        return self.status in ACTIVE and (self.cancel_pending or self.runs_on_its_own)
+
     @classmethod
-    def from_body(cls, body: Any, exchange: Exchange | None = None) -> Snapshot:
+    def from_body(cls, body: Any, exchange: Exchange | None = None, *, runs_on_its_own: bool = False) -> Snapshot:
         if not isinstance(body, dict) or not isinstance(body.get("build"), dict):
             raise ProvisioningError("observation did not return a build object")
         entries = body.get("entries")
@@ -48,6 +65,7 @@ class Snapshot:
             entries=[e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else [],
             next_offset=next_offset if isinstance(next_offset, int) else None,
             exchange=exchange,
+            runs_on_its_own=runs_on_its_own,
         )
 
 

@@ -63,7 +63,7 @@ def consistency_problems(results: dict[str, Any]) -> list[str]:
         if results.get("counts", {}).get(level) != counts:
             problems.append(f"counts.{level} does not match the requirements ({counts})")
     problems += secret_problems(results)
-    expected = expected_verdict(requirements)
+    expected = expected_verdict(requirements, complete=results.get("complete", True))
     if results.get("verdict") != expected:
         problems.append(f"verdict is {results.get('verdict')} but the requirements make it {expected}")
     return problems
@@ -81,7 +81,9 @@ def secret_problems(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def expected_verdict(requirements: Iterable[dict[str, Any]]) -> str:
+def expected_verdict(requirements: Iterable[dict[str, Any]], *, complete: bool = True) -> str:
+    if not complete:
+        return "incomplete"  # a run that did not finish is never conformant, whatever it saw
     musts = [r["status"] for r in requirements if r["level"] == "MUST"]
     if "failed" in musts:
         return "non-conformant"
@@ -96,6 +98,21 @@ def validate(results: object) -> list[str]:
     if violations or not isinstance(results, dict):
         return violations
     return consistency_problems(results)
+
+
+# What a run writes into its report directory; an earlier run's copies are removed when a run starts.
+RUN_OUTPUTS: Final = (RESULTS_FILE, "junit.xml", "report.html", "summary.md")
+
+
+def remove_stale_reports(report_dir: Path) -> list[Path]:
+    """Remove an earlier run's results and reports from `report_dir` (nothing else); returns what went."""
+    removed = []
+    for name in RUN_OUTPUTS:
+        path = report_dir / name
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def write_results(report_dir: Path, results: dict[str, Any]) -> Path:

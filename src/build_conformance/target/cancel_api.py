@@ -46,8 +46,17 @@ class Credentials:
     presented: tuple[str, ...]
     query: str = ""
 
+    def __repr__(self) -> str:  # the whole point of these values is that they are credentials
+        names = ", ".join(name for name, _ in self.headers) or "no headers"
+        return f"Credentials({names}{', query' if self.query else ''}, {len(self.presented)} presented)"
+
 
 class CancelApi:
+    """Sends cancels (and probes of the cancel path) as one of the run's tenants, or with given credentials."""
+
+    def __repr__(self) -> str:
+        return f"CancelApi({self.base_url!r})"
+
     def __init__(
         self,
         transport: Transport,
@@ -86,6 +95,7 @@ class CancelApi:
         raw_segment: str | None = None,
         expect_build: bool = True,
         template_id: str | None = None,
+        expect_continue: bool = False,
         label: str = "cancel",
         probe_of: str | None = None,
         allow_no_response: bool = False,
@@ -115,6 +125,8 @@ class CancelApi:
         headers: list[tuple[str, str]] = list(credentials.headers)
         if content_type is not None:
             headers.append(("Content-Type", content_type))
+        if expect_continue:  # a server may then refuse a body before it is sent (RFC 9110 §10.1.1)
+            headers.append(("Expect", "100-continue"))
         exchange = self._transport.send(
             method, self.base_url, target, headers=headers, body=body, label=label
         )

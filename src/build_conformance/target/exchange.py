@@ -24,6 +24,9 @@ class SentRequest:
     headers: tuple[tuple[str, str], ...]
     body: bytes
 
+    def __repr__(self) -> str:  # headers and body may carry credentials: show what evidence shows
+        return redact(f"SentRequest({self.request_line!r}, {len(self.body)} body bytes)")
+
     @property
     def request_line(self) -> str:
         return f"{self.method} {self.target.decode('latin-1')} HTTP/1.1"
@@ -39,6 +42,9 @@ class ReceivedResponse:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     elapsed: float
+
+    def __repr__(self) -> str:
+        return f"ReceivedResponse({self.status}, {len(self.body)} body bytes)"
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
@@ -62,7 +68,11 @@ class Exchange:
     timed_out: bool = False
     transport_error: str | None = None
     attempts: int = 1
+    history: list[str] = field(default_factory=list)  # outcomes of earlier attempts ("503", "timed out", …)
     notes: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"Exchange({self.label!r}: {self.describe()})"
 
     @property
     def status(self) -> int | None:
@@ -106,6 +116,10 @@ class Exchange:
             "curl": self.curl(),
             "attempts": self.attempts,
         }
+        if self.history:
+            evidence["earlier_attempts"] = [redact(h) for h in self.history]
+        if self.notes:
+            evidence["notes"] = [redact(n) for n in self.notes]
         if self.response is not None:
             evidence.update(
                 response_status=self.response.status,

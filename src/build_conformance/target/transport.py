@@ -3,11 +3,19 @@
 httpx normalises paths (dot segments collapse, some escapes are decoded), so every request is sent
 with an explicit request target (`extensions["target"]`): what the suite means is what goes on the
 wire, and the evidence shows exactly that request line.
+
+The suite's own weather is not the target's fault, and it is handled here, once: compressed
+answers are decoded (gzip, deflate, br, zstd), dropped connections are re-opened, a 503 or 429 is
+retried with back-off (honouring `Retry-After`) within a bounded window, and the request rate adapts
+to the target. What an exchange went through is kept on it (`history`), so a timeout that a retry
+hid is still judged (GEN-02).
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
+import random
 import threading
 import time
 from collections.abc import Mapping
@@ -16,13 +24,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import tenacity
 
+from build_conformance.attribution import CURRENT_TEST, REQUESTS_BY_TEST
 from build_conformance.redaction import Secret
 from build_conformance.target.exchange import Exchange, ReceivedResponse, SentRequest
+from build_conformance.target.rate import AdaptiveRate, RateReport
+from build_conformance.target.streaming import send_reading_while_writing
+
+# Bodies above this size are sent by the client that reads while it writes (BODY-05).
+STREAMED_BODY = 256 * 1024
+MAX_RETRY_AFTER = 30.0
 
 
 class TargetUnavailable(Exception):
-    """The target kept answering 503 (or kept refusing connections) past the retry budget."""
+    """The target kept answering 503 (or kept refusing connections) past the retry window."""
 
 
 class RequestBudgetExceeded(Exception):
@@ -32,11 +48,15 @@ class RequestBudgetExceeded(Exception):
 @dataclass(frozen=True)
 class TransportSettings:
     request_timeout: float = 10.0
-    # Retries of a 503 / connection failure, with exponential back-off starting here.
-    retries: int = 3
+    # Transient answers (503, 429, a dropped connection) are retried with exponential back-off from
+    # `backoff` up to `max_backoff`, for at most `retry_window` seconds and `max_attempts` attempts.
+    retry_window: float = 30.0
+    max_attempts: int = 8
     backoff: float = 0.25
+    max_backoff: float = 5.0
     max_requests: int | None = None
-    rate_limit: float | None = None  # requests per second; None = unbounded
+    rate_limit: float | None = None  # ceiling in requests per second; None = none given
+    adaptive_rate: bool = False  # adapt the rate to the target (a deployment); off for loopback
     verify: bool | str = True
 
 
@@ -53,11 +73,14 @@ class Transport:
         )
         self._lock = threading.Lock()
         self._sent = 0
-        self._next_slot = 0.0
+        self._rate = AdaptiveRate(settings.rate_limit, adaptive=settings.adaptive_rate)
 
     @property
     def requests_sent(self) -> int:
         return self._sent
+
+    def rate_report(self) -> RateReport:
+        return self._rate.report()
 
     def close(self) -> None:
         self._client.close()
@@ -67,15 +90,8 @@ class Transport:
             if self.settings.max_requests is not None and self._sent >= self.settings.max_requests:
                 raise RequestBudgetExceeded(f"request budget of {self.settings.max_requests} reached")
             self._sent += 1
-            wait = 0.0
-            if self.settings.rate_limit:
-                now = time.monotonic()
-                slot = max(now, self._next_slot)
-                self._next_slot = slot + 1.0 / self.settings.rate_limit
-                wait = slot - now
-        if wait > 0:
-            # Rate limiting is the one place a sleep is the point: it spaces requests out.
-            time.sleep(wait)
+        REQUESTS_BY_TEST.add(CURRENT_TEST.get())
+        self._rate.admit()
 
     def send(
         self,
@@ -86,42 +102,56 @@ class Transport:
         headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
         body: bytes = b"",
         label: str = "",
-        retry_unavailable: bool = True,
+        idempotent: bool = True,
     ) -> Exchange:
-        """Send `method target` to the origin of `base`; `target` is the exact request target."""
+        """Send `method target` to the origin of `base`; `target` is the exact request target.
+
+        A request that is not `idempotent` (it would create something twice) is sent once: whatever
+        happens, its caller decides what to do next (look before it tries again).
+        """
         split = urlsplit(base)
         origin = f"{split.scheme}://{split.netloc}"
         header_list = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
-        attempt = 0
-        while True:
-            attempt += 1
+        history: list[str] = []
+
+        def attempt() -> Exchange:
             exchange = self._send_once(method, origin, target, header_list, body, label)
-            exchange.attempts = attempt
-            # 429 asks to slow down and 503 says "unavailable": both are the contract's retry signals.
-            retryable = exchange.transport_error is not None or exchange.status == 429 or (
-                retry_unavailable and exchange.status == 503
-            )
-            if exchange.timed_out and attempt == 1:
-                retryable = True  # one more chance: a single lost packet is not the server's behaviour
-            elif exchange.timed_out:
-                retryable = False
-            if not retryable or attempt > self.settings.retries:
-                return exchange
-            delay = self.settings.backoff * (2 ** (attempt - 1))
-            retry_after = exchange.response.header("retry-after") if exchange.response else None
-            if retry_after and retry_after.isdigit():
-                delay = max(delay, min(float(retry_after), 30.0))
-            time.sleep(delay)
+            exchange.history = list(history)
+            exchange.attempts = len(history) + 1
+            history.append(_outcome(exchange))
+            return exchange
+
+        if not idempotent:
+            return attempt()
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda exchange: _retryable(exchange, history)),
+            stop=tenacity.stop_after_delay(self.settings.retry_window)
+            | tenacity.stop_after_attempt(self.settings.max_attempts),
+            wait=self._wait,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            reraise=True,
+        )
+        exchange: Exchange = retrying(attempt)
+        return exchange
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """Exponential back-off with jitter; a `Retry-After` the target sent wins (capped)."""
+        delay = min(self.settings.max_backoff, self.settings.backoff * 2 ** (state.attempt_number - 1))
+        delay *= random.uniform(0.8, 1.2)
+        last = state.outcome.result() if state.outcome is not None and not state.outcome.failed else None
+        retry_after = _retry_after(last.response.header("retry-after")) if last and last.response else None
+        return max(delay, min(retry_after, MAX_RETRY_AFTER)) if retry_after is not None else delay
 
     def call(self, method: str, base_url: str, path: str, token: Secret, payload: Any = None, *,
-             label: str) -> Exchange:
+             label: str, idempotent: bool = True) -> Exchange:
         """A plain JSON call under `base_url`'s prefix, as the provisioners make them."""
         headers = bearer(token.reveal())
         body = b""
         if payload is not None:
             headers["Content-Type"] = "application/json"
             body = json.dumps(payload).encode()
-        return self.send(method, base_url, join_target(base_url, path), headers=headers, body=body, label=label)
+        return self.send(method, base_url, join_target(base_url, path), headers=headers, body=body, label=label,
+                         idempotent=idempotent)
 
     def _send_once(
         self,
@@ -143,22 +173,73 @@ class Transport:
             body=body,
         )
         exchange = Exchange(label=label, request=sent)
+        if len(body) > STREAMED_BODY:
+            self._send_streamed(exchange, headers)
+        else:
+            self._send_httpx(exchange, request)
+        response = exchange.response
+        self._rate.observe(response.status if response else None, response.elapsed if response else None)
+        return exchange
+
+    def _send_httpx(self, exchange: Exchange, request: httpx.Request) -> None:
         started = time.monotonic()
         try:
             response = self._client.send(request)
         except httpx.TimeoutException:
             exchange.timed_out = True
-            return exchange
-        except httpx.TransportError as exc:
+            return
+        except (httpx.TransportError, httpx.DecodingError) as exc:
             exchange.transport_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return exchange
+            return
         exchange.response = ReceivedResponse(
             status=response.status_code,
             headers=tuple((k, v) for k, v in response.headers.multi_items()),
-            body=response.content,
+            body=response.content,  # decoded: what the Content-Encoding carried
             elapsed=time.monotonic() - started,
         )
-        return exchange
+
+    def _send_streamed(self, exchange: Exchange, headers: list[tuple[str, str]]) -> None:
+        request = exchange.request
+        answer = send_reading_while_writing(request.method, request.origin, request.target, headers, request.body,
+                                            timeout=self.settings.request_timeout, verify=self.settings.verify)
+        if answer.status is None:
+            exchange.timed_out = answer.timed_out
+            exchange.transport_error = None if answer.timed_out else answer.error
+            exchange.notes.append(f"{answer.body_sent} of {len(request.body)} body bytes sent")
+            return
+        exchange.response = ReceivedResponse(answer.status, answer.headers, answer.body, answer.elapsed)
+        if answer.body_sent < len(request.body):
+            exchange.notes.append(f"answered after {answer.body_sent} of {len(request.body)} body bytes")
+
+
+def _outcome(exchange: Exchange) -> str:
+    if exchange.timed_out:
+        return "timed out"
+    if exchange.response is None:
+        return f"transport error: {exchange.transport_error}"
+    return str(exchange.response.status)
+
+
+def _retryable(exchange: Exchange, history: list[str]) -> bool:
+    """503 and 429 are the contract's retry signals; a dropped connection is the network's; a timeout
+    gets one more chance (a lost packet is not the server's behaviour), and is judged anyway."""
+    if exchange.timed_out:
+        return history.count("timed out") == 1
+    return exchange.transport_error is not None or exchange.status in (429, 503)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
 
 
 def join_target(base_url: str, path: str) -> bytes:
@@ -169,4 +250,3 @@ def join_target(base_url: str, path: str) -> bytes:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
