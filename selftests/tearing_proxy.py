@@ -1,9 +1,9 @@
-"""An HTTP proxy in front of a target that starts dropping connections after N requests."""
+"""HTTP proxies in front of a target that misbehave on purpose: drop connections, or stall some requests."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,20 +15,35 @@ def tearing_proxy(upstream: str, healthy_requests: int) -> Iterator[str]:
     """Forward byte-exact to `upstream` for the first requests, then close without answering."""
     count = {"n": 0}
     lock = threading.Lock()
-    client = httpx.Client(timeout=10)
+
+    def decide(method: str, path: str) -> float | None:
+        with lock:
+            count["n"] += 1
+            return 0.0 if count["n"] <= healthy_requests else None
+
+    with misbehaving_proxy(upstream, decide) as url:
+        yield url
+
+
+@contextmanager
+def misbehaving_proxy(upstream: str, decide: Callable[[str, str], float | None]) -> Iterator[str]:
+    """Forward byte-exact to `upstream`; `decide(method, path)` says how long to stall a request before
+    forwarding it (seconds), or None to close the connection without answering."""
+    client = httpx.Client(timeout=60)
+    stop = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def _handle(self) -> None:
-            with lock:
-                count["n"] += 1
-                healthy = count["n"] <= healthy_requests
+            stall = decide(self.command, self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            if not healthy:
+            if stall is None:
                 self.close_connection = True  # a torn exchange: the request is never answered
                 return
+            if stall:
+                stop.wait(stall)
             request = client.build_request(
                 self.command, upstream + "/", headers=[(k, v) for k, v in self.headers.items() if k.lower() != "host"],
                 content=body,
@@ -54,6 +69,7 @@ def tearing_proxy(upstream: str, healthy_requests: int) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
+        stop.set()
         httpd.shutdown()
         httpd.server_close()
         client.close()

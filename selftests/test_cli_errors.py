@@ -18,8 +18,12 @@ TOKEN_A = "cli-errors-token-a-" + "x" * 24
 TOKEN_B = "cli-errors-token-b-" + "y" * 24
 
 
-def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str]:
+def run_cli_streams(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, str, str]:
+    """`build-conformance ARGS` in a clean environment (no BUILD_CONFORMANCE_* of the caller's): exit, out, err."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("BUILD_CONFORMANCE_")}
+    environment.pop("FORCE_COLOR", None)
     environment.update(env or {})
     result = subprocess.run(
         [sys.executable, "-m", "build_conformance.cli", *args],
@@ -29,7 +33,12 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
         text=True,
         timeout=timeout,
     )
-    return result.returncode, result.stdout + result.stderr
+    return result.returncode, result.stdout, result.stderr
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str]:
+    code, out, err = run_cli_streams(args, cwd, env, timeout)
+    return code, out + err
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +61,9 @@ def _assert_one_line_error(code: int, output: str, fragment: str) -> None:
     lines = [line for line in output.splitlines() if fragment in line]
     assert lines, f"expected {fragment!r} in:\n{output}"
     assert TOKEN_A not in output and TOKEN_B not in output
+    # One line and nothing else: no usage dump, no "no tests ran in 0.19s" trailer.
+    assert [line for line in output.splitlines() if line.strip()] == [lines[0]], output
+    assert lines[0].startswith("ERROR: build-conformance: "), output
 
 
 @pytest.mark.parametrize(
@@ -63,7 +75,7 @@ def _assert_one_line_error(code: int, output: str, fragment: str) -> None:
         (["run", "--base-url", "http://127.0.0.1:9"], "also needs --token, --other-token, --control-url"),
         (["run", "--fault", "no-such-fault"], "no-such-fault"),
         (["run", "--config", "/nonexistent/build-conformance.toml"], "no such file"),
-        (["frobnicate"], "invalid choice"),
+        (["frobnicate"], "unknown command 'frobnicate'"),
     ],
     ids=["profile", "timeout", "url-scheme", "missing-tokens", "unknown-fault", "missing-config", "unknown-command"],
 )

@@ -15,7 +15,7 @@ import pytest
 
 from build_conformance.reference import start_reference_server
 
-from .tearing_proxy import tearing_proxy
+from .tearing_proxy import misbehaving_proxy, tearing_proxy
 
 HERE = Path(__file__).resolve().parent
 SUBSET = ["-k", "test_shape or test_errors or test_auth"]
@@ -127,6 +127,31 @@ def test_connections_torn_mid_run_make_requirements_error_not_failed(tmp_path: P
     assert status["ERR-01"] == "error"
     errors = next(r for r in results["requirements"] if r["id"] == "ERR-01")["errors"]  # type: ignore[index]
     assert "could not judge" in errors[0]["message"]
+
+
+def test_a_target_that_hangs_on_some_requests_is_judged_not_refused(tmp_path: Path) -> None:
+    """A server that answers most requests but hangs on unknown ids (every unknown id the suite sends
+    carries the run marker `bcz…`) is a GEN-02 failure with evidence, not a configuration error."""
+    server = start_reference_server()
+
+    def decide(method: str, path: str) -> float:
+        return 4.0 if "/v1/templates/builds/bcz" in path else 0.0
+
+    try:
+        with misbehaving_proxy(server.api_url, decide) as proxy:
+            env = {"BUILD_CONFORMANCE_TOKEN": server.tenants[0].token,
+                   "BUILD_CONFORMANCE_OTHER_TOKEN": server.tenants[1].token}
+            code, output, results = run_cli(
+                ["--base-url", proxy, "--control-url", server.control_url, "--request-timeout", "1",
+                 "--", "-k", "test_errors or test_missing_authorization"], env, tmp_path)
+    finally:
+        server.stop()
+    assert results is not None, output
+    status = statuses(results)
+    assert status["GEN-02"] == "failed" and code == 1, output
+    failure = next(r for r in results["requirements"] if r["id"] == "GEN-02")["failures"][0]
+    assert "timeout" in failure["message"] and failure["evidence"]["request_line"].startswith("POST ")
+    assert status["AUTH-01"] == "passed"
 
 
 def test_public_api_provisioner_reaches_what_it_can(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     result = Runs(bundle=base / "bundle", clean=base / "clean", fault=base / "fault")
     commands = {
         "certify": [
-            sys.executable, "-m", "build_conformance.cli", "certify", "--bundle", str(result.bundle),
+            sys.executable, "-m", "build_conformance.cli", "certify", "--embedded", "--bundle", str(result.bundle),
             "--seed", "11", "--", "-k", SUBSET_K,
         ],
         "clean": _pytest_command(result.clean, "--seed", "12"),
@@ -348,7 +348,7 @@ def test_diff_rejects_unreadable_input(
     assert main(["diff", str(bad), str(runs.clean / "results.json")]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.count("\n") == 1 and captured.err.startswith("build-conformance diff: ")
+    assert captured.err.count("\n") == 1 and captured.err.startswith("ERROR: build-conformance: ")
 
 
 # ------------------------------------------------------------------------------ bundles and verify
@@ -385,7 +385,7 @@ def test_verify_rejects_one_changed_byte(
     (bundle / name).write_bytes(bytes(data))
     assert main(["verify", str(bundle)]) == 1
     err = capsys.readouterr().err
-    assert name in err and all(line.startswith("build-conformance verify: ") for line in err.splitlines())
+    assert name in err and all(line.startswith("ERROR: build-conformance: ") for line in err.splitlines())
 
 
 def test_verify_rejects_missing_and_extra_files(runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -394,7 +394,7 @@ def test_verify_rejects_missing_and_extra_files(runs: Runs, tmp_path: Path, caps
     (bundle / "extra.txt").write_text("x", encoding="utf-8")
     assert main(["verify", str(bundle)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert f"build-conformance verify: {SUMMARY} is missing" in err
+    assert f"ERROR: build-conformance: {SUMMARY} is missing" in err
     assert any("extra.txt" in line for line in err)
     (bundle / "manifest.json").unlink()
     assert main(["verify", str(bundle)]) == 1

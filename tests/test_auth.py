@@ -20,7 +20,7 @@ from build_conformance.inputs.credentials import CredentialProbe
 from build_conformance.judging.check import Check
 from build_conformance.judging.side_effects import expect_unchanged
 from build_conformance.judging.tenant_isolation import reveals_nothing, same_code_as_unknown
-from build_conformance.provisioning.protocol import BUILD_STATUSES
+from build_conformance.provisioning.protocol import ANY_ACTIVE, BUILD_STATUSES
 from build_conformance.target.cancel_api import Credentials
 from build_conformance.target.exchange import Exchange
 
@@ -34,8 +34,8 @@ def credentials_of(conformance: ConformanceRun, probe: CredentialProbe) -> Crede
 def expect_401_and_unchanged(
     conformance: ConformanceRun, check: Check, requirement: str, credentials: Credentials, what: str
 ) -> Exchange:
-    """Send `credentials` at a waiting build: 401, and the build exactly as before."""
-    build = conformance.provision("waiting")
+    """Send `credentials` at an active build: 401, and the build exactly as before."""
+    build = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(build.build_id)
     exchange = conformance.api.cancel(build.build_id, credentials=credentials, template_id=build.template_id,
                                       label=what)
@@ -84,7 +84,7 @@ def test_no_existence_oracle_without_credentials(conformance: ConformanceRun, ch
     unknown_exchange = cancel_unknown_id(conformance, credentials, f"AUTH-04, {presented}")
     exchanges = [("an id that does not exist", unknown_exchange)]
     for owner in ("A", "B"):
-        build = conformance.provision("waiting", owner)
+        build = conformance.provision(ANY_ACTIVE, owner)
         before = conformance.observe(build.build_id, owner)
         what = f"a cancel of tenant {owner}'s existing build with {presented}"
         exchange = api.cancel(build.build_id, credentials=credentials, template_id=build.template_id, label=what)
@@ -125,7 +125,7 @@ def test_other_tenant_gets_not_found(conformance: ConformanceRun, check: Check, 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER"])
 def test_scheme_is_case_insensitive(conformance: ConformanceRun, check: Check, scheme: str) -> None:
     api = conformance.api
-    build = conformance.provision("waiting")
+    build = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(build.build_id)
     what = f"a cancel with '{scheme} <token>'"
     exchange = api.cancel(build.build_id, credentials=api.as_tenant("A", scheme=scheme),
@@ -141,7 +141,7 @@ def test_no_credential_echo(conformance: ConformanceRun, check: Check) -> None:
     """Long random credentials in every place a credential can be presented; the response checks
     scan each response (body and headers) for every one of them."""
     api = conformance.api
-    build = conformance.provision("waiting")
+    build = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(build.build_id)
     secret = credential_probes.probe_secret()
     forms = {

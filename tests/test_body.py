@@ -7,13 +7,13 @@ reason is compared character for character in the response and in a later observ
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from build_conformance.harness.markers import judges, observes
+from build_conformance.harness.markers import heavy, judges, observes
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.inputs import bodies
 from build_conformance.inputs.bodies import Body
@@ -26,7 +26,7 @@ from build_conformance.judging.lifecycle import (
     response_build,
 )
 from build_conformance.judging.side_effects import build_changes, expect_unchanged
-from build_conformance.provisioning.protocol import ProvisionedBuild
+from build_conformance.provisioning.protocol import ANY_ACTIVE, ProvisionedBuild
 from build_conformance.target.cancel_api import JSON_MEDIA_TYPE
 from build_conformance.target.exchange import Exchange
 
@@ -78,22 +78,25 @@ def test_optional_body_is_accepted(conformance: ConformanceRun, check: Check, st
 # ------------------------------------------------------------------------------------------------ BODY-02
 
 
+@heavy
 @judges("BODY-02")
 @pytest.mark.parametrize("escaped", [False, True], ids=["raw UTF-8", "u-escaped"])
 def test_special_reasons_recorded_exactly(conformance: ConformanceRun, check: Check, escaped: bool) -> None:
-    for what, reason in bodies.SPECIAL_REASONS:
-        build = conformance.provision("waiting")
+    def recorded(special: tuple[str, str]) -> None:
+        what, reason = special
+        build = conformance.provision(ANY_ACTIVE)
         body = bodies.reason_body(reason, escaped=escaped)
         exchange = conformance.cancel(build, body=body.content, label=f"reason: {what}")
         if check.that("BODY-02", exchange.status == 200, f"a cancel with a {what} reason was answered "
                       f"{exchange.status}", exchange=exchange, expected=200, received=exchange.status):
             _reason_recorded(check, "BODY-02", conformance, build, exchange, reason, settle=False)
 
+    conformance.each(recorded, bodies.SPECIAL_REASONS)
 
+
+@heavy
 @judges("BODY-02")
 def test_generated_reasons_recorded_exactly(conformance: ConformanceRun, check: Check) -> None:
-    @conformance.property_settings(standard=20)
-    @hypothesis.given(body=bodies.reason_bodies(), status=st.sampled_from(["waiting", "building"]))
     def reason_survives(body: Body, status: str) -> None:
         build = conformance.provision(status)
         exchange = conformance.cancel(build, body=body.content, label=f"cancel {status} build with a generated reason")
@@ -104,7 +107,8 @@ def test_generated_reasons_recorded_exactly(conformance: ConformanceRun, check: 
                                               settle=status == "building")):
             raise RequirementFailed(f"the reason was not recorded exactly ({body.description})")
 
-    reason_survives()
+    conformance.check_property(reason_survives, standard=20, label="BODY-02 generated reasons",
+                               body=bodies.reason_bodies(), status=st.sampled_from(["waiting", "building"]))
 
 
 # ------------------------------------------------------------------------------------------------ BODY-03
@@ -139,6 +143,7 @@ class _Target:
         return rejected and unchanged
 
 
+@heavy
 @judges("BODY-03")
 @observes("GEN-03")
 @pytest.mark.parametrize("status", ["waiting", "building"])
@@ -148,25 +153,28 @@ def test_invalid_bodies_rejected(conformance: ConformanceRun, check: Check, stat
         target.probe(check, "BODY-03", body, JSON_MEDIA_TYPE, REJECTED_BODY)
 
 
+@heavy
 @judges("BODY-03")
 @observes("GEN-03")
 def test_generated_invalid_bodies_rejected(conformance: ConformanceRun, check: Check) -> None:
-    target = _Target(conformance, "waiting")
+    # Each part of the property probes a build of its own, so a change is charged to the body that made it.
+    targets = threading.local()
 
-    @conformance.property_settings(standard=25)
-    @hypothesis.given(body=bodies.invalid_bodies())
     def rejected_without_effect(body: Body) -> None:
-        if not target.probe(check, "BODY-03", body, JSON_MEDIA_TYPE, REJECTED_BODY):
+        if not hasattr(targets, "target"):
+            targets.target = _Target(conformance, ANY_ACTIVE)
+        if not targets.target.probe(check, "BODY-03", body, JSON_MEDIA_TYPE, REJECTED_BODY):
             raise RequirementFailed(f"{body.description} was not rejected without effect")
 
-    rejected_without_effect()
+    conformance.check_property(rejected_without_effect, standard=25, label="BODY-03 generated bodies",
+                               body=bodies.invalid_bodies())
 
 
 @judges("BODY-03")
 @observes("BODY-02", "GEN-03")
 @pytest.mark.parametrize("body", bodies.NULLISH_EXAMPLES, ids=lambda b: b.description)
 def test_null_reason_rejected_or_absent(conformance: ConformanceRun, check: Check, body: Body) -> None:
-    build = conformance.provision("waiting")
+    build = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(build.build_id)
     exchange = conformance.cancel(build, body=body.content, label=body.description)
     if exchange.status == 200:
@@ -296,7 +304,7 @@ def test_oversized_bodies(conformance: ConformanceRun, check: Check, size: int) 
     """The body is sent by a client that reads while it writes, so an early answer (413 and close) is read
     and judged. A connection that ends with no answer at all is tried once more with `Expect:
     100-continue` (the server may then refuse before the body is sent): only a second silence fails."""
-    build = conformance.provision("waiting")
+    build = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(build.build_id)
     reason, content = _oversized(size)
     what = f"a {size // MIB} MiB body"
@@ -344,6 +352,6 @@ NON_JSON = [
 @pytest.mark.parametrize(("content_type", "content"), NON_JSON)
 def test_non_json_content_type_rejected(conformance: ConformanceRun, check: Check, content_type: str,
                                         content: bytes) -> None:
-    target = _Target(conformance, "waiting")
+    target = _Target(conformance, ANY_ACTIVE)
     target.probe(check, "BODY-06", Body(f"a {content_type} body", content), content_type, frozenset({400, 415}))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from build_conformance.harness.markers import observes
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.judging.check import Check
+from build_conformance.provisioning.protocol import ANY_ACTIVE
 
 ERROR_IDS = ("ERR-01", "ERR-02", "ERR-03", "ERR-05", "AUTH-06", "CLIENT-01", "GEN-01")
 
@@ -18,7 +19,7 @@ ERROR_IDS = ("ERR-01", "ERR-02", "ERR-03", "ERR-05", "AUTH-06", "CLIENT-01", "GE
 @observes(*ERROR_IDS)
 def test_unauthenticated_error_body(conformance: ConformanceRun, check: Check) -> None:
     api = conformance.api
-    build = conformance.provision("waiting")
+    build = conformance.provision(ANY_ACTIVE)
     exchange = api.cancel(build.build_id, credentials=api.raw_credentials({}), label="cancel without credentials")
     if exchange.status != 401:
         check.not_run(ERROR_IDS, f"a cancel without credentials was answered {exchange.status}, not 401")
@@ -33,7 +34,7 @@ def test_not_found_error_body(conformance: ConformanceRun, check: Check) -> None
 
 @observes("ERR-04", "ERR-03", "ERR-05")
 def test_other_4xx_carry_the_error_object(conformance: ConformanceRun, check: Check) -> None:
-    build = conformance.provision("waiting")
+    build = conformance.provision(ANY_ACTIVE)
     api = conformance.api
     method_probe = api.cancel(build.build_id, method="GET", label="GET on the cancel path")
     media_probe = api.cancel(build.build_id, body=b"reason=x", content_type="text/plain", label="text/plain body")

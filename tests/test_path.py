@@ -8,9 +8,8 @@ Rejected probes are bracketed by observations of a build this run owns (GEN-03 w
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
 
-from build_conformance.harness.markers import judges, observes
+from build_conformance.harness.markers import heavy, judges, observes
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.harness.unknown_ids import (
     cancel_unknown_id,
@@ -24,6 +23,7 @@ from build_conformance.inputs.segments import SegmentProbe
 from build_conformance.judging.check import Check
 from build_conformance.judging.side_effects import expect_unchanged
 from build_conformance.judging.tenant_isolation import reveals_nothing
+from build_conformance.provisioning.protocol import ANY_ACTIVE
 from build_conformance.target.exchange import Exchange
 
 OTHER_METHODS = ("GET", "PUT", "PATCH", "DELETE")
@@ -39,7 +39,7 @@ def test_unknown_well_formed_id_is_not_found(conformance: ConformanceRun, check:
     if not unknown:
         check.not_run("PATH-01", unknown_ids_not_run_reason(conformance))
         return
-    witness = conformance.provision("waiting")
+    witness = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(witness.build_id)
     last = None
     for candidate in unknown:
@@ -66,36 +66,38 @@ def judge_malformed(conformance: ConformanceRun, check: Check, probe: SegmentPro
     return exchange
 
 
+@heavy
 @judges("PATH-02")
 @observes("ERR-02", "GEN-01", "GEN-03")
 def test_named_malformed_ids_are_rejected(conformance: ConformanceRun, check: Check) -> None:
-    witness = conformance.provision("waiting")
+    witness = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(witness.build_id)
     named = segments.named_malformed_segments(conformance.run_marker)
-    sent = [judge_malformed(conformance, check, probe) for probe in named]
+    sent = conformance.each(lambda probe: judge_malformed(conformance, check, probe), named)
     expect_unchanged(check, "PATH-02", before, conformance.observe(witness.build_id), exchange=sent[-1],
                      what=f"{len(sent)} cancels of malformed ids (the last one shown)")
 
 
+@heavy
 @judges("PATH-02")
 @observes("ERR-02", "GEN-01", "GEN-03")
 def test_generated_malformed_ids_are_rejected(conformance: ConformanceRun, check: Check) -> None:
-    witness = conformance.provision("waiting")
+    witness = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(witness.build_id)
     sent: dict[str, Exchange] = {}
 
-    @conformance.property_settings(standard=25)
-    @given(probe=segments.malformed_segments(conformance.run_marker))
     def malformed_id(probe: SegmentProbe) -> None:
         if probe.segment not in sent:
             sent[probe.segment] = judge_malformed(conformance, check, probe)
 
-    malformed_id()
+    conformance.check_property(malformed_id, standard=25, label="PATH-02 generated ids",
+                               probe=segments.malformed_segments(conformance.run_marker))
     last = list(sent.values())[-1] if sent else None
     expect_unchanged(check, "PATH-02", before, conformance.observe(witness.build_id), exchange=last,
                      what=f"{len(sent)} cancels of generated malformed ids (the last one shown)")
 
 
+@heavy
 @judges("PATH-02")
 @observes("ERR-02", "GEN-01")
 def test_schemathesis_negative_ids_are_rejected(conformance: ConformanceRun, check: Check) -> None:
@@ -103,14 +105,13 @@ def test_schemathesis_negative_ids_are_rejected(conformance: ConformanceRun, che
     `inputs.segments.NARROWED_ID_SCHEMA`), each value sent after the run marker."""
     sent: set[str] = set()
 
-    @conformance.property_settings(standard=15)
-    @given(probe=segments.schemathesis_segments(conformance.run_marker))
     def negative_id(probe: SegmentProbe) -> None:
         if probe.segment not in sent:
             sent.add(probe.segment)
             judge_malformed(conformance, check, probe)
 
-    negative_id()
+    conformance.check_property(negative_id, standard=15, label="PATH-02 schemathesis ids",
+                               probe=segments.schemathesis_segments(conformance.run_marker))
 
 
 # PATH-03 ------------------------------------------------------------------------------------------
@@ -127,11 +128,12 @@ def names_no_visible_build(conformance: ConformanceRun, build_id: str) -> bool:
     )
 
 
+@heavy
 @judges("PATH-03")
 @observes("ERR-02", "GEN-03")
 def test_near_miss_ids_do_not_address_the_build(conformance: ConformanceRun, check: Check) -> None:
     api = conformance.api
-    build = conformance.provision("waiting")
+    build = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(build.build_id)
     if before is None:
         check.error(("PATH-03", "GEN-03"), "could not observe the freshly provisioned build")
@@ -171,7 +173,7 @@ def test_near_miss_ids_do_not_address_the_build(conformance: ConformanceRun, che
 @judges("PATH-04")
 @observes("GEN-03")
 def test_percent_encoded_unreserved_character_is_the_same_id(conformance: ConformanceRun, check: Check) -> None:
-    build = conformance.provision("waiting")
+    build = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(build.build_id)
     segment = segments.encode_id_char(build.build_id)
     what = f"a cancel of the id with one character percent-encoded ({segment})"
@@ -194,7 +196,7 @@ def test_percent_encoded_unreserved_character_is_the_same_id(conformance: Confor
 @observes("ERR-02", "GEN-03")
 @pytest.mark.parametrize("method", OTHER_METHODS)
 def test_other_methods_never_succeed(conformance: ConformanceRun, check: Check, method: str) -> None:
-    build = conformance.provision("waiting")
+    build = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(build.build_id)
     with_body = method in ("PUT", "PATCH")
     what = f"{method} on the cancel path"
@@ -221,7 +223,7 @@ def test_other_methods_never_succeed(conformance: ConformanceRun, check: Check, 
 @observes("GEN-03")
 def test_unrelated_query_parameters_are_ignored(conformance: ConformanceRun, check: Check) -> None:
     api = conformance.api
-    plain_build, probed_build = conformance.provision("waiting"), conformance.provision("waiting")
+    plain_build, probed_build = conformance.provision(ANY_ACTIVE), conformance.provision(ANY_ACTIVE)
     before = conformance.observe(probed_build.build_id)
     reason = "bczq" + probe_secret(16)
     query = f"foo=bar&offset=3&reason={reason}"

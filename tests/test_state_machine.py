@@ -21,6 +21,7 @@ of "pending until settled", not a per-response check.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from build_conformance.harness.markers import judges, observes
+from build_conformance.harness.markers import heavy, judges, observes
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.inputs import bodies
 from build_conformance.inputs.bodies import Body
@@ -51,7 +52,6 @@ from build_conformance.judging.lifecycle import (
     response_build,
 )
 from build_conformance.judging.side_effects import expect_unchanged
-from build_conformance.provisioning.polling import poll
 from build_conformance.provisioning.protocol import (
     BUILD_STATUSES,
     TERMINAL,
@@ -90,8 +90,12 @@ class Seen:
 
 def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBasedStateMachine]:
     api = conformance.api
-    # Once a pending cancellation failed to complete within the settle timeout (recorded as a failure),
-    # replays while shrinking wait only briefly: the outcome is the same, the run stays bounded.
+    # The machine draws only what the provisioner can do: the statuses it makes, advance if it has it.
+    capabilities = conformance.capabilities
+    statuses = [s for s in BUILD_STATUSES if capabilities is None or s in capabilities.statuses] or ["building"]
+    can_advance = capabilities is None or capabilities.advance
+    # Once a pending cancellation failed to complete (recorded as a failure, once), replays while shrinking
+    # record nothing new about it; the run's own settle waits are already shortened by then.
     stuck: list[str] = []
 
     class CancelLifecycle(RuleBasedStateMachine):
@@ -125,9 +129,7 @@ def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBas
             model = self.models[build.build_id]
             if not model.pending:
                 return
-            timeout = min(1.0, conformance.settle_timeout) if stuck else conformance.settle_timeout
-            snapshot, settled = poll(lambda: conformance.observe(build.build_id), lambda s: s.status in TERMINAL,
-                                     timeout)
+            snapshot, settled = conformance.settle(build.build_id, lambda s: s.status in TERMINAL)
             if snapshot is None:
                 raise ProvisioningError(f"the build {build.build_id} can no longer be observed")
             if not settled:
@@ -153,12 +155,12 @@ def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBas
 
         # -------------------------------------------------------------------------------- rules
 
-        @initialize(target=builds, status=st.sampled_from(BUILD_STATUSES))
+        @initialize(target=builds, status=st.sampled_from(statuses))
         def first_build(self, status: str) -> ProvisionedBuild:
             return self.provision(status)
 
         @precondition(lambda self: len(self.models) < MAX_BUILDS)
-        @rule(target=builds, status=st.sampled_from(BUILD_STATUSES))
+        @rule(target=builds, status=st.sampled_from(statuses))
         def provision(self, status: str) -> ProvisionedBuild:
             build = conformance.provision(status)
             self.models[build.build_id] = BuildModel(build.build_id, status)
@@ -198,6 +200,7 @@ def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBas
                 self._rejected(build, "BODY-03", frozenset({400, 415, 422}), f"a cancel with {rejection.description}",
                                body=rejection.content, content_type=JSON_MEDIA_TYPE)
 
+        @precondition(lambda self: can_advance)
         @rule(build=builds)
         def advance(self, build: ProvisionedBuild) -> None:
             model = self.models[build.build_id]
@@ -262,14 +265,25 @@ def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBas
     return CancelLifecycle
 
 
+@heavy
 @judges(*MACHINE_JUDGED)
 @observes(*MACHINE_IDS)
 def test_cancel_lifecycle_state_machine(conformance: ConformanceRun, check: Check) -> None:
-    machine = conformance.property_settings(standard=EXAMPLES)(lifecycle_machine(conformance, check))
-    settings = hypothesis.settings(machine.TestCase.settings, stateful_step_count=STEPS[conformance.profile])
-    # A violation that does not reproduce on replay (Hypothesis' Flaky) is inconclusive: the harness turns
-    # its recorded failures into errors that keep the evidence of both runs.
-    run_state_machine_as_test(machine, settings=settings)
+    """The machine's examples run as independently seeded parts, side by side (each part a machine of its
+    own). A violation that does not reproduce on replay (Hypothesis' Flaky) is inconclusive: the harness
+    turns its recorded failures into errors that keep the evidence of both runs."""
+
+    def part(seed: int, examples: int) -> Callable[[], None]:
+        def run() -> None:
+            machine = conformance.property_settings(EXAMPLES, seed=seed, examples=examples)(
+                lifecycle_machine(conformance, check))
+            settings = hypothesis.settings(machine.TestCase.settings, stateful_step_count=STEPS[conformance.profile])
+            run_state_machine_as_test(machine, settings=settings)
+
+        return run
+
+    conformance.run_parts([part(seed, examples)
+                           for seed, examples in conformance.property_parts(EXAMPLES, "lifecycle state machine")])
 
 
 # Fixed step sequences through the same machine and model, run on every profile: they make sure the
@@ -333,6 +347,7 @@ def _describe(steps: list[Step]) -> str:
     return "\n".join(f"  state.{rule}({', '.join(f'{k}={v!r}' for k, v in args.items())})" for rule, args in steps)
 
 
+@heavy
 @judges(*MACHINE_JUDGED)
 @observes(*MACHINE_IDS)
 @pytest.mark.parametrize("scenario", list(SCENARIOS))

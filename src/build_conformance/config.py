@@ -22,8 +22,7 @@ ENV_PREFIX = "BUILD_CONFORMANCE_"
 PROFILES = ("quick", "standard", "certify")
 DEFAULT_CONFIG_FILE = "build-conformance.toml"
 
-# Bounded load on shared staging: conservative unless the operator raises them.
-EXTERNAL_RATE_LIMIT = 20.0
+# Bounded load on shared staging: a request budget unless the operator raises it (the rate adapts).
 EXTERNAL_MAX_REQUESTS = 20000
 
 
@@ -88,6 +87,37 @@ def _existing_file(value: Any, name: str) -> str:
     return str(path)
 
 
+def _names(value: Any) -> list[str]:
+    """A repeatable, comma-separated value (a string or a list of strings) as its items."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def _known(value: Any, name: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
+    chosen: list[str] = []
+    for item in _names(value):
+        if item.upper() not in known:
+            close = difflib.get_close_matches(item.upper(), known, n=1)
+            hint = f" — did you mean '{close[0]}'?" if close else " (see `build-conformance requirements`)"
+            raise ConfigError(f"{name}: '{item}' is not a {what}{hint}")
+        chosen.append(item.upper())
+    if not chosen:
+        raise ConfigError(f"{name} needs at least one {what}")
+    return tuple(dict.fromkeys(chosen))
+
+
+def _requirement_ids(value: Any, name: str) -> tuple[str, ...]:
+    from build_conformance.catalogue import load
+
+    return _known(value, name, load().ids, "requirement ID")
+
+
+def _families(value: Any, name: str) -> tuple[str, ...]:
+    from build_conformance.catalogue import load
+
+    return _known(value, name, tuple(load().families), "requirement family")
+
+
 @dataclass(frozen=True)
 class Option:
     name: str  # attribute name; flag is --name-with-dashes, env is BUILD_CONFORMANCE_NAME
@@ -124,10 +154,24 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_requests", _positive_int, None,
            f"request budget of the run (default {EXTERNAL_MAX_REQUESTS} against a deployment)"),
     Option("rate_limit", _positive_float, None,
-           f"requests per second (default {EXTERNAL_RATE_LIMIT:g} against a deployment)"),
+           "ceiling in requests per second (default: against a deployment the rate adapts, starting at 50/s and "
+           "backing off on 429, 503 and rising latency; the embedded server is not limited)"),
+    Option("max_builds", _positive_int, None,
+           "most real builds the run may start (required with --provisioner public-api against a deployment; "
+           "the run refuses without it and prints its estimate)"),
+    Option("provision_timeout", _positive_float, 300.0,
+           "seconds a real build may take to reach the status a test needs (public API); the settle timeout "
+           "still bounds cancellations"),
+    Option("concurrency", _positive_int, 8,
+           "conformance tests run at once (their round trips and waits overlap; 1 runs them one after another)"),
     Option("ca_bundle", _existing_file, None, "CA bundle (PEM) to verify the target's TLS certificate"),
     Option("seed", _seed, None, "seed for generated inputs (default: random, printed in the report)"),
     Option("fault", _text, None, "embedded reference server only: switch on named faults (comma-separated)"),
+    Option("requirement", _requirement_ids, None,
+           "run only the tests that observe these requirement IDs (comma-separated; default: all)", in_file=False),
+    Option("family", _families, None,
+           "run only the tests that observe requirements of these families, e.g. AUTH (comma-separated; default: all)",
+           in_file=False),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 FILE_KEYS = tuple(o.name for o in OPTIONS if o.in_file)
@@ -149,13 +193,27 @@ class RunConfig:
     settle_timeout: float
     max_requests: int | None
     rate_limit: float | None
+    max_builds: int | None
+    provision_timeout: float
+    concurrency: int
     ca_bundle: str | None
     seed: int | None
     fault: str | None
+    requirement: tuple[str, ...] | None = None
+    family: tuple[str, ...] | None = None
 
     @property
     def embedded(self) -> bool:
         return self.base_url is None
+
+    def selected_requirements(self) -> frozenset[str] | None:
+        """The requirement IDs `--requirement`/`--family` select (families expanded), or None: all of them."""
+        if self.requirement is None and self.family is None:
+            return None
+        from build_conformance.catalogue import load
+
+        families = set(self.family or ())
+        return frozenset(self.requirement or ()) | {r.id for r in load().requirements if r.family in families}
 
     def redacted(self) -> dict[str, Any]:
         """The configuration as reports show it: secrets replaced by whether they were given."""

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import importlib.util
+from typing import Any, Final
 
-from build_conformance.config import OPTIONS
+from build_conformance.cli.errors import EXIT_USAGE, error
+from build_conformance.config import OPTIONS, ConfigError, Option, resolve
 from build_conformance.harness.suite import suite_arguments
-from build_conformance.judging.verdicts import EXIT_CODES, EXIT_USAGE
+from build_conformance.judging.verdicts import EXIT_CODES
 from build_conformance.resources import suite_dir
+
+# Options a user may give several times; the values are joined with commas for the plugin.
+REPEATABLE: Final = frozenset({"fault", "requirement", "family"})
+# `certify` decides these itself.
+CERTIFY_FIXED: Final = frozenset({"profile", "report_dir"})
+METAVARS: Final = {
+    "config": "FILE", "base_url": "URL", "control_url": "URL", "token": "TOKEN", "other_token": "TOKEN",
+    "token_file": "FILE", "other_token_file": "FILE", "ca_bundle": "FILE", "report_dir": "DIR",
+    "provisioner": "NAME", "profile": "NAME", "request_timeout": "SECONDS", "settle_timeout": "SECONDS",
+    "max_requests": "N", "rate_limit": "PER_SECOND", "seed": "N", "fault": "NAME", "requirement": "ID",
+    "family": "NAME",
+}
+# What "no value" means, where "none" would mislead.
+DEFAULT_TEXT: Final = {"ca_bundle": "the system's CAs"}
+VERBOSITY: Final = ("-q", "-v", "-vv", "-vvv", "--quiet", "--verbose")
+XDIST_MISSING: Final = (
+    "-n needs pytest-xdist, which is not installed: python3 -m pip install 'build-conformance[parallel]' "
+    "(or, in a checkout, python3 -m pip install '.[parallel]')"
+)
 
 
 class _VerdictCollector:
@@ -25,30 +46,98 @@ class _VerdictCollector:
             self.verdict = state.results["verdict"]
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
+def option_help(option: Option) -> str:
+    """The option's help with its default and its environment variable."""
+    text = option.help
+    if option.name in REPEATABLE:
+        text = text.replace("(comma-separated", "(repeatable or comma-separated").replace(
+            "(comma-separated)", "(repeatable or comma-separated)")
+    if "default" not in text:
+        shown = option.default if option.default is not None else DEFAULT_TEXT.get(option.name, "none")
+        text += f" (default: {shown})"
+    return f"{text}; env {option.env}"
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, certify: bool = False) -> None:
     for option in OPTIONS:
-        parser.add_argument(option.flag, dest=option.name, default=None, help=f"{option.help} [{option.env}]")
-    parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments after --")
+        if certify and option.name in CERTIFY_FIXED:
+            continue
+        parser.add_argument(
+            option.flag,
+            dest=option.name,
+            default=None,
+            metavar=METAVARS.get(option.name, "VALUE"),
+            action="append" if option.name in REPEATABLE else "store",
+            help=option_help(option),
+        )
+    parser.add_argument(
+        "-n", "--numprocesses", default=None, metavar="N",
+        help="run the tests in N processes, or `auto` (one per CPU), with pytest-xdist: same verdicts "
+             "(needs build-conformance[parallel]; default: one process)",
+    )
+
+
+def _value(args: argparse.Namespace, option: Option) -> Any:
+    value = getattr(args, option.name, None)
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def flags(args: argparse.Namespace, profile: str | None = None) -> dict[str, Any]:
+    """The run options as given on the command line (None where not given)."""
+    values = {option.name: _value(args, option) for option in OPTIONS}
+    if profile is not None:
+        values["profile"] = profile
+    return values
 
 
 def pytest_arguments(args: argparse.Namespace, profile: str | None = None) -> list[str]:
     suite = suite_dir()
     argv = suite_arguments()
-    for option in OPTIONS:
-        value = getattr(args, option.name)
-        if option.name == "profile" and profile is not None:
-            value = profile
+    for name, value in flags(args, profile).items():
         if value is not None:
-            argv += [option.flag, str(value)]
-    extra = [a for a in (args.pytest_args or []) if a != "--"]
-    if not any(a in ("-q", "-v", "-vv", "--quiet", "--verbose") for a in extra):
+            argv += [next(o.flag for o in OPTIONS if o.name == name), str(value)]
+    if getattr(args, "numprocesses", None):
+        argv += ["-n", str(args.numprocesses)]
+    extra = list(getattr(args, "pytest_args", None) or [])
+    if not any(a in VERBOSITY for a in extra):
         argv.append("-q")
     argv += extra
     argv.append(str(suite))
     return argv
 
 
+def _wants_xdist(args: argparse.Namespace) -> bool:
+    extra = list(getattr(args, "pytest_args", None) or [])
+    return bool(getattr(args, "numprocesses", None)) or any(
+        a in ("-n", "--numprocesses", "--dist") or a.startswith(("--numprocesses=", "--dist=")) or
+        (a.startswith("-n") and a[2:].isalnum()) for a in extra
+    )
+
+
+def check_configuration(args: argparse.Namespace, profile: str | None = None) -> str | None:
+    """Why the run cannot start (one line), before pytest starts: bad options, a missing pytest-xdist."""
+    try:
+        config = resolve(flags(args, profile))
+    except ConfigError as exc:
+        return f"{exc}"
+    if config.fault:
+        from build_conformance.cli.faults import fault_problem
+
+        problem = fault_problem([f.strip() for f in config.fault.split(",") if f.strip()])
+        if problem is not None:
+            return problem
+    if _wants_xdist(args) and importlib.util.find_spec("xdist") is None:
+        return XDIST_MISSING
+    return None
+
+
 def run_suite(args: argparse.Namespace, profile: str | None = None) -> int:
+    problem = check_configuration(args, profile)
+    if problem is not None:
+        error(problem)
+        return EXIT_USAGE
     import pytest
 
     collector = _VerdictCollector()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from build_conformance.judging.verdicts import EXIT_USAGE
+from build_conformance.cli.errors import EXIT_USAGE, error
 
 
 def run_selfcheck(args: argparse.Namespace) -> int:
@@ -15,11 +16,12 @@ def run_selfcheck(args: argparse.Namespace) -> int:
         mark = "clean" if outcome.name == "clean" else ("caught" if outcome.caught else "MISSED")
         print(f"  {mark:<7} {outcome.name}", file=sys.stderr, flush=True)
 
-    faults = [f for spec in args.fault or [] for f in spec.split(",") if f] or None
+    faults = [f.strip() for spec in args.fault or [] for f in spec.split(",") if f.strip()] or None
+    report_root = Path(args.report_dir) if args.report_dir else None
     try:
-        report = selfcheck(faults, jobs=args.jobs, report_root=args.report_dir, progress=progress)
+        report = selfcheck(faults, jobs=args.jobs, report_root=report_root, progress=progress)
     except (ValueError, RuntimeError) as exc:
-        print(f"build-conformance selfcheck: {exc}", file=sys.stderr)
+        error(str(exc))
         return EXIT_USAGE
     print(report.table())
     return 0 if report.ok else 1

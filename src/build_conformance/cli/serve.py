@@ -1,40 +1,140 @@
-"""`build-conformance serve`: the reference server on its own, for trying the suite by hand."""
+"""`build-conformance serve`: the reference server on its own, for trying the suite by hand.
+
+It prints what a second shell needs to run the suite against it: the two tokens as `export` lines and
+the exact `build-conformance run` command. A busy port (the default 8080 often is) falls back to a free
+one, and says so.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import errno
+import shlex
 import threading
+from typing import Any
 
-from build_conformance.judging.verdicts import EXIT_USAGE
+from build_conformance.cli.errors import EXIT_USAGE, error
+
+DEFAULT_PORT = 8080
+
+
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", metavar="HOST", help="address to listen on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="N",
+                        help=f"port to listen on; 0 picks a free port, and a busy port falls back to a free one "
+                             f"(default: {DEFAULT_PORT})")
+    parser.add_argument("--db", default=None, metavar="FILE",
+                        help="sqlite file that keeps builds and tokens across restarts (default: a temporary one)")
+    parser.add_argument("--fault", action="append", metavar="NAME",
+                        help="switch on named faults (repeatable or comma-separated; `build-conformance faults` "
+                             "lists them; default: none)")
+    parser.add_argument("--variation", action="append", metavar="NAME",
+                        help="switch on clean variations a conformant server may show (repeatable or "
+                             "comma-separated; listed by `build-conformance faults`; default: none)")
+    parser.add_argument("--api-prefix", default="", metavar="PATH",
+                        help="path prefix of the API, e.g. /api (default: none)")
+    parser.add_argument("--control-prefix", default="/_control", metavar="PATH", help="path of the control API")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="MS",
+                        help="milliseconds every response waits, like a distant deployment (default: 0)")
+    parser.add_argument("--jitter", type=float, default=0.0, metavar="MS",
+                        help="up to this many milliseconds more or less, at random, seeded by --seed (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the jitter (default: 0)")
+
+
+def _names(values: list[str] | None) -> list[str]:
+    return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+
+
+def _supported() -> frozenset[str]:
+    """The keyword options this reference server accepts (newer servers accept more)."""
+    from build_conformance.reference import ServerOptions
+
+    return frozenset(ServerOptions.__required_keys__ | ServerOptions.__optional_keys__)
+
+
+def server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments for `start_reference_server`, or ValueError for a flag it cannot honour."""
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "db_path": args.db,
+        "faults": _names(args.fault),
+        "api_prefix": args.api_prefix,
+        "control_prefix": args.control_prefix,
+    }
+    supported = _supported()
+    wanted = {
+        "variations": (_names(args.variation), "--variation"),
+        "latency": (args.latency / 1000.0, "--latency"),
+        "jitter": (args.jitter / 1000.0, "--jitter"),
+        "seed": (args.seed, "--seed"),
+    }
+    for key, (value, flag) in wanted.items():
+        if key in supported:
+            options[key] = value
+        elif value:
+            raise ValueError(f"{flag} is not supported by this version of the reference server")
+    if args.latency < 0 or args.jitter < 0:
+        raise ValueError("--latency and --jitter must not be negative")
+    return options
+
+
+def ready_lines(server: Any, note: str | None = None) -> list[str]:
+    """What `serve` prints once listening: URLs, and the lines to paste into a second shell."""
+    tokens = {tenant.name: tenant.token for tenant in server.tenants}
+    first, second = (tenant.name for tenant in server.tenants)
+    lines = []
+    if note:
+        lines.append(note)
+    lines += [
+        f"API URL:      {server.api_url}",
+        f"control URL:  {server.control_url}",
+    ]
+    faults = sorted(getattr(server, "faults", ()) or ())
+    variations = sorted(getattr(server, "variations", ()) or ())
+    if faults:
+        lines.append(f"faults:       {', '.join(faults)}")
+    if variations:
+        lines.append(f"variations:   {', '.join(variations)}")
+    lines += [
+        "",
+        f"Run the suite against it from another shell ({first} is tenant A, {second} tenant B):",
+        "",
+        f"  export BUILD_CONFORMANCE_TOKEN={shlex.quote(tokens[first])}",
+        f"  export BUILD_CONFORMANCE_OTHER_TOKEN={shlex.quote(tokens[second])}",
+        f"  build-conformance run --base-url {shlex.quote(server.api_url)} "
+        f"--control-url {shlex.quote(server.control_url)}",
+        "",
+        "Ctrl-C to stop.",
+    ]
+    return lines
 
 
 def serve(args: argparse.Namespace) -> int:
     from build_conformance.reference import start_reference_server
 
-    faults = [f for spec in args.fault or [] for f in spec.split(",") if f]
     try:
-        server = start_reference_server(
-            host=args.host,
-            port=args.port,
-            db_path=args.db,
-            faults=faults,
-            api_prefix=args.api_prefix,
-            control_prefix=args.control_prefix,
-        )
+        options = server_options(args)
     except ValueError as exc:
-        print(f"build-conformance serve: {exc}", file=sys.stderr)
+        error(str(exc))
+        return EXIT_USAGE
+    note = None
+    try:
+        try:
+            server = start_reference_server(**options)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or args.port == 0:
+                raise
+            server = start_reference_server(**{**options, "port": 0})
+            port = server.api_url.rsplit(":", 1)[-1].split("/", 1)[0]
+            note = f"port {args.port} is in use; serving on free port {port} instead (--port N chooses one)"
+    except ValueError as exc:
+        error(str(exc))
         return EXIT_USAGE
     except OSError as exc:
-        print(f"build-conformance serve: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; --port 0 picks a free port")
         return EXIT_USAGE
-    print(f"API URL:      {server.api_url}")
-    print(f"control URL:  {server.control_url}")
-    for tenant in server.tenants:
-        print(f"tenant {tenant.name} token: {tenant.token}")
-    if faults:
-        print(f"faults:       {', '.join(faults)}")
-    print("Ctrl-C to stop.", flush=True)
+    print("\n".join(ready_lines(server, note)), flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

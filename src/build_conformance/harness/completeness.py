@@ -25,7 +25,7 @@ class Completeness:
     def __init__(self) -> None:
         self.collected: set[str] = set()
         self.finished: set[str] = set()
-        self.durations: dict[str, float] = {}
+        self.durations: dict[str, float] = {}  # per test, from its reports
         self.interruptions: list[str] = []
         self._previous_sigterm: Callable[[int, FrameType | None], Any] | int | None = None
 

@@ -37,6 +37,30 @@ def observes(*requirement_ids: str) -> Callable[[F], F]:
     return mark
 
 
+BUILDS_MARKER = "builds"
+
+
+def builds(per_example: int | None = None, from_param: str | None = None, **kinds: int) -> Callable[[F], F]:
+    """How many builds a test starts, by the status it asks for (`active` for any active build), so a run
+    against a real platform can print its estimate before it starts any. `from_param`: the test's parameter
+    that names the status of its one build; `per_example`: the counts are per generated example of a
+    property with this many examples under the standard profile."""
+
+    def mark(test: F) -> F:
+        return getattr(pytest.mark, BUILDS_MARKER)(per_example=per_example, from_param=from_param, **kinds)(test)
+
+    return mark
+
+
+HEAVY_MARKER = "heavy"
+
+
+def heavy(test: F) -> F:
+    """A test that takes much longer than most (many examples or steps): it starts first when tests run at
+    once, so it does not end up alone at the end of the run."""
+    return getattr(pytest.mark, HEAVY_MARKER)(test)
+
+
 def requirement_ids(item: pytest.Item) -> tuple[str, ...]:
     """Every requirement a collected test judges or provokes, in the order it names them."""
     ids: list[str] = []

@@ -35,10 +35,13 @@ def _describe(exc: BaseException) -> str:
 def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.ExceptionInfo[BaseException]) -> None:
     """Turn the exception a test ended with into statuses of the requirements it observes."""
     check = Check(RECORDER, test=item.nodeid)
-    if isinstance(excinfo.value, hypothesis.errors.Flaky):
-        _record_flaky(check, item, ids, excinfo.value)
-        return
     leaves = _leaves(excinfo.value)
+    flaky = [e for e in leaves if isinstance(e, hypothesis.errors.Flaky)]
+    if flaky:
+        _record_flaky(check, item, ids, flaky[0])
+        leaves = [e for e in leaves if e not in flaky]
+        if not leaves:
+            return
     failed = any(o.outcome == "fail" for o in RECORDER.problems_of(item.nodeid))
     skips = [e for e in leaves if isinstance(e, pytest.skip.Exception)]
     missing = [e for e in leaves if isinstance(e, CapabilityMissing)]

@@ -15,20 +15,22 @@ import pytest
 
 from build_conformance import catalogue as catalogue_module
 from build_conformance import contract
+from build_conformance.attribution import CURRENT_TEST, REQUESTS_BY_TEST
 from build_conformance.config import OPTIONS, ConfigError, resolve
 from build_conformance.harness import redacted_output, terminal, xdist
 from build_conformance.harness.embedded import start_target
-from build_conformance.harness.markers import MARKER, requirement_ids
-from build_conformance.harness.outcomes import ConformanceFailure, failure_message, record_exception
+from build_conformance.harness.markers import HEAVY_MARKER, MARKER, requirement_ids
+from build_conformance.harness.outcomes import ConformanceFailure, record_exception
 from build_conformance.harness.preflight import PreflightError, preflight
-from build_conformance.harness.run import ConformanceRun, open_run
+from build_conformance.harness.run import ConformanceRun, open_run, rate_summary
 from build_conformance.harness.state import STATE_KEY, PluginState, plugin_state
 from build_conformance.judging.check import Check
-from build_conformance.judging.recorder import CURRENT_TEST, RECORDER
-from build_conformance.judging.verdicts import EXIT_CODES, build_results
+from build_conformance.judging.recorder import RECORDER
+from build_conformance.judging.verdicts import EXIT_CODES, TestCosts, build_results
 from build_conformance.redaction import redact
 from build_conformance.reporting import write_reports
-from build_conformance.reporting.results_file import write_results
+from build_conformance.reporting.results_file import remove_stale_reports, write_results
+from build_conformance.reporting.terminal import failure_message
 
 SUITE_SENTINEL = ".conformance-suite"
 
@@ -36,15 +38,22 @@ SUITE_SENTINEL = ".conformance-suite"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("build-conformance", "build-conformance target and run options")
     for option in OPTIONS:
-        group.addoption(option.flag, dest=f"bc_{option.name}", default=None, help=f"{option.help} [{option.env}]")
+        # A repeated --fault/--requirement/--family adds to the list, as with the CLI.
+        action = "append" if option.name in REPEATABLE else "store"
+        group.addoption(option.flag, dest=f"bc_{option.name}", default=None, action=action,
+                        help=f"{option.help} [{option.env}]")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(*ids): catalogue requirement IDs this test judges or provokes")
-    config.stash[STATE_KEY] = PluginState()
+    config.addinivalue_line("markers", f"{HEAVY_MARKER}: a long test, started first when tests run at once")
+    state = config.stash[STATE_KEY] = PluginState()
+    config.pluginmanager.register(state.completeness, "build-conformance-completeness")
+    config.pluginmanager.register(state.concurrent, "build-conformance-concurrent")
     redacted_output.install(config)
     config.pluginmanager.register(terminal, "build-conformance-terminal")
+    config.pluginmanager.import_plugin("build_conformance.harness.selection")
 
 
 def _targets_suite(config: pytest.Config) -> bool:
@@ -57,8 +66,12 @@ def _targets_suite(config: pytest.Config) -> bool:
     return False
 
 
+REPEATABLE = frozenset({"fault", "requirement", "family"})
+
+
 def _flags(config: pytest.Config) -> dict[str, Any]:
-    return {o.name: config.getoption(f"bc_{o.name}") for o in OPTIONS}
+    flags = {o.name: config.getoption(f"bc_{o.name}") for o in OPTIONS}
+    return {name: ",".join(value) if isinstance(value, list) else value for name, value in flags.items()}
 
 
 def _open(config: pytest.Config) -> None:
@@ -67,8 +80,12 @@ def _open(config: pytest.Config) -> None:
     state.active = True
     try:
         state.config = resolve(_flags(config))
+        # Results of an earlier run must never pass for this one's, even if this one stops at preflight.
+        remove_stale_reports(Path(state.config.report_dir))
+        state.completeness.install_sigterm()
+        state.concurrent.workers = state.config.concurrency
         target = start_target(state.config)
-        state.session = open_run(state.config, target)
+        state.session = state.concurrent.run = open_run(state.config, target)
         token = CURRENT_TEST.set("preflight")
         try:
             preflight(state.session)
@@ -86,7 +103,9 @@ def _open(config: pytest.Config) -> None:
 def _open_worker(config: pytest.Config) -> None:
     state = plugin_state(config)
     state.config = resolve(_flags(config))
-    state.session = xdist.open_worker_run(config, state.config)
+    state.session = state.concurrent.run = xdist.open_worker_run(config, state.config)
+    state.concurrent.workers = state.config.concurrency
+    state.completeness.install_sigterm()
     state.active = True
 
 
@@ -111,6 +130,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     if output is None:
         return
     requests, ledger = xdist.merge_worker_output(output)
+    state.worker_rates.append(output.get("rate") or {})
     state.extra_requests += requests
     state.worker_ledgers.extend(ledger)
 
@@ -185,6 +205,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     catalogue = catalogue_module.load()
     capabilities = run.capabilities
+    interruption = state.completeness.interruption(exitstatus)
+    selected = getattr(state.config, "selected_requirements", lambda: None)()
     results = build_results(
         catalogue,
         RECORDER,
@@ -195,6 +217,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "faults": list(run.target.embedded_faults),
             "provisioner": state.config.provisioner,
             "capabilities": capabilities.as_dict() if capabilities else None,
+            **({"server": run.server_identity} if run.server_identity else {}),
         },
         configuration=state.config.redacted(),
         profile=run.profile,
@@ -203,6 +226,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         ledger=run.ledger.as_list() + state.worker_ledgers,
         requests_sent=run.transport.requests_sent + state.extra_requests,
         schema_digests=contract.schema_digests(),
+        complete=interruption is None,
+        interruption=interruption,
+        selection=frozenset(selected) if selected is not None else None,
+        # A test that ran ahead counts its body's time, not the time pytest waited for it.
+        costs=TestCosts({**state.completeness.durations, **state.concurrent.body_durations},
+                        REQUESTS_BY_TEST.export()),
+        rate=rate_summary(run.transport, state.worker_rates),
     )
     state.results = results
     report_dir = Path(state.config.report_dir)
@@ -212,5 +242,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except Exception as exc:  # a rendering bug must not cost the verdict, which results.json holds
         state.report_error = f"{type(exc).__name__}: {redact(str(exc))[:200]}"
     run.close()
-    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        session.exitstatus = EXIT_CODES[results["verdict"]]
+    # The exit code always says what the verdict says (an interrupted run is incomplete: 3).
+    session.exitstatus = EXIT_CODES[results["verdict"]]

@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextlib
 import importlib
 import secrets
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import hypothesis
+from hypothesis.strategies import SearchStrategy
 
+from build_conformance.attribution import CURRENT_TEST
 from build_conformance.config import EXTERNAL_MAX_REQUESTS, ConfigError, RunConfig
 from build_conformance.harness.embedded import Target
+from build_conformance.harness.parallel import PROPERTY_PARTS, each, part_seed, run_all
 from build_conformance.inputs.bodies import encode
 from build_conformance.inputs.ids import UnknownIdPlan
 from build_conformance.judging.check import Check
@@ -37,9 +41,19 @@ from build_conformance.target.exchange import Exchange
 from build_conformance.target.transport import Transport, TransportSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+R = TypeVar("R")
+
+# How long a wait lasts once the same transition already failed to settle within the full settle timeout.
+SHORTENED_SETTLE = 3.0
 
 # Generated examples per property, by profile.
 EXAMPLES = {"quick": 0.2, "standard": 1.0, "certify": 5.0}
+
+
+def examples_for(profile: str, standard: int) -> int:
+    """How many generated examples a property with `standard` examples gets under `profile`."""
+    return max(3, int(standard * EXAMPLES[profile]))
 
 
 @dataclass
@@ -56,6 +70,10 @@ class ConformanceRun:
     started_at: float = field(default_factory=time.time)
     # Learned once from the first builds, then shared by every test that needs an unknown id.
     unknown_id_plan: UnknownIdPlan | None = None
+    server_identity: str | None = None  # what the target's answers say it runs (a version header), if anything
+    # Transitions that did not complete within the full settle timeout, and the test that saw it first.
+    unsettled: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def capabilities(self) -> Capabilities | None:
@@ -71,25 +89,54 @@ class ConformanceRun:
 
     def examples(self, standard: int) -> int:
         """How many generated examples a property gets under this run's profile."""
-        return max(3, int(standard * EXAMPLES[self.profile]))
+        return examples_for(self.profile, standard)
 
-    def property_settings(self, standard: int) -> Callable[[F], F]:
+    @property
+    def workers(self) -> int:
+        """How many things one test may do at once (1: everything one after another)."""
+        return self.config.concurrency
+
+    def property_settings(self, standard: int, *, seed: int | None = None, examples: int | None = None
+                          ) -> Callable[[F], F]:
         """Seeded, database-free hypothesis settings so a run replays exactly from its seed."""
 
         def apply(fn: F) -> F:
             configured = hypothesis.settings(
-                max_examples=self.examples(standard),
+                max_examples=examples if examples is not None else self.examples(standard),
                 deadline=None,
                 database=None,
                 suppress_health_check=list(hypothesis.HealthCheck),
-                print_blob=True,
+                # `--seed N` replays a run; a reproduce_failure blob is advice a CLI user cannot follow.
+                print_blob=False,
                 # The explain phase replays a failure under coverage tracing: slow against a network
                 # target, and the shrunk example plus the seed are what a server engineer needs.
                 phases=[phase for phase in hypothesis.Phase if phase is not hypothesis.Phase.explain],
             )(fn)
-            return hypothesis.seed(self.seed)(configured)
+            return hypothesis.seed(self.seed if seed is None else seed)(configured)
 
         return apply
+
+    def property_parts(self, standard: int, label: str) -> list[tuple[int, int]]:
+        """(seed, examples) of each part of a property: its examples split into independently seeded parts."""
+        total = self.examples(standard)
+        parts = min(PROPERTY_PARTS, total)
+        return [(part_seed(self.seed, label, k), total // parts + (1 if k < total % parts else 0))
+                for k in range(parts)]
+
+    def check_property(self, test: Callable[..., None], *, standard: int, label: str,
+                       **strategies: SearchStrategy[Any]) -> None:
+        """`test` as a Hypothesis property over `strategies`, its examples split in parts run side by side."""
+        parts = [self.property_settings(standard, seed=seed, examples=examples)(hypothesis.given(**strategies)(test))
+                 for seed, examples in self.property_parts(standard, label)]
+        run_all(parts, workers=self.workers)
+
+    def run_parts(self, parts: list[Callable[[], None]]) -> None:
+        """Independent parts of one test (e.g. a property's parts), several at once."""
+        run_all(parts, workers=self.workers)
+
+    def each(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """`fn` over independent `items`, several at once (in order, for results and evidence)."""
+        return each(fn, items, workers=self.workers)
 
     def provision(self, status: str, tenant: str = "A") -> ProvisionedBuild:
         return self.provisioner.create(status, tenant)
@@ -100,7 +147,24 @@ class ConformanceRun:
     def settle(
         self, build_id: str, done: Callable[[Snapshot], bool], tenant: str = "A"
     ) -> tuple[Snapshot | None, bool]:
-        return poll(lambda: self.observe(build_id, tenant), done, self.settle_timeout)
+        """Observe the build until `done` or the settle timeout; returns the last observation and whether.
+
+        Once a pending cancellation of a build in some status has failed to settle within the full
+        timeout (which the waiting test records), later waits for the same transition are short: the
+        condition is already shown to fail, and a run must not spend the timeout again and again.
+        """
+        first = self.observe(build_id, tenant)
+        transition = f"the cancellation of a {first.status} build" if first is not None and first.cancel_pending \
+            else None
+        timeout = self.settle_timeout
+        with self._lock:
+            if transition in self.unsettled:
+                timeout = min(timeout, SHORTENED_SETTLE)
+        snapshot, settled = poll(lambda: self.observe(build_id, tenant), done, timeout, first=first)
+        if not settled and transition is not None and timeout == self.settle_timeout:
+            with self._lock:
+                self.unsettled.setdefault(transition, CURRENT_TEST.get() or "the run")
+        return snapshot, settled
 
     def settled(self, build_id: str, tenant: str = "A") -> Snapshot | None:
         """The build once terminal (or as last seen when the settle timeout ran out)."""

@@ -10,6 +10,7 @@ import pytest
 
 from build_conformance.config import RunConfig
 from build_conformance.harness.completeness import Completeness
+from build_conformance.harness.concurrent import ConcurrentCalls
 from build_conformance.harness.run import ConformanceRun
 
 
@@ -26,6 +27,7 @@ class PluginState:
     report_paths: list[Path] = field(default_factory=list)
     report_error: str | None = None
     completeness: Completeness = field(default_factory=Completeness)
+    concurrent: ConcurrentCalls = field(default_factory=lambda: ConcurrentCalls(workers=1))
 
 
 STATE_KEY = pytest.StashKey[PluginState]()

@@ -74,6 +74,13 @@ def response_build(exchange: Exchange) -> dict[str, Any] | None:
     return build if isinstance(build, dict) else None
 
 
+def response_entries(exchange: Exchange) -> list[dict[str, Any]] | None:
+    """The log a cancel response carries (`entries`), or None when it carries none."""
+    body = exchange.json_or_none()
+    entries = body.get("entries") if isinstance(body, dict) else None
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else None
+
+
 def instant(value: Any) -> datetime | None:
     """The moment an RFC 3339 string names, or None (absent, not a string, or not parseable: SHAPE-03's)."""
     if not isinstance(value, str) or not value:

@@ -32,6 +32,7 @@ class ControlProvisioner:
         return self._context.call(method, self._control_url, path, tenant, payload, what="control API")
 
     def create(self, status: str, tenant: str = "A") -> ProvisionedBuild:
+        self._context.budget.take(status)
         exchange = self._call("POST", "/builds", tenant, {"status": status})
         body = exchange.json_or_none()
         if exchange.status in (404, 405, 501):

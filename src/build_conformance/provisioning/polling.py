@@ -15,11 +15,13 @@ def poll(
     *,
     first_interval: float = 0.02,
     max_interval: float = 0.5,
+    first: Snapshot | None = None,
 ) -> tuple[Snapshot | None, bool]:
-    """Observe until `done` or the deadline; returns the last observation and whether it settled."""
+    """Observe until `done` or the deadline; returns the last observation and whether it settled.
+    `first`: an observation just made, used instead of observing again at once."""
     deadline = time.monotonic() + timeout
     interval = first_interval
-    last = observe()
+    last = first if first is not None else observe()
     while True:
         if last is not None and done(last):
             return last, True

@@ -7,23 +7,21 @@ Python factory (`--provisioner module:factory`) that returns an object with `cre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from build_conformance.provisioning.budget import BuildBudget
+from build_conformance.provisioning.errors import CapabilityMissing, ProvisioningError  # noqa: F401  (part of the protocol)
 from build_conformance.redaction import Secret
 from build_conformance.target.exchange import Exchange
 from build_conformance.target.transport import Transport
 
 BUILD_STATUSES = ("waiting", "building", "ready", "error", "cancelled")
+# What a test asks for when any build that is still active (waiting or building) will do.
+ANY_ACTIVE = "active"
 TERMINAL = frozenset({"ready", "error", "cancelled"})
 
 
-class ProvisioningError(Exception):
-    """The provisioner could not do what was asked; the requirement needing it cannot be judged."""
-
-
-class CapabilityMissing(ProvisioningError):
-    """The deployment's provisioner cannot do this at all (e.g. no advance hook): `not-run`, not `error`."""
 
 
 ACTIVE = frozenset({"waiting", "building"})
@@ -75,6 +73,10 @@ class ProvisionedBuild:
     tenant: str  # "A" or "B"
     status: str
     template_id: str | None
+    # How the build got its status when that involved the endpoint under test (public API: a
+    # `cancelled` build is cancelled through it), so results can say which observations rely on it.
+    made_by: str | None = None
+    test: str = ""  # the conformance test that asked for it
 
 
 class Provisioner(Protocol):
@@ -103,12 +105,16 @@ class ProvisionerContext:
     transport: Transport
     settle_timeout: float
     run_marker: str
+    # How many real builds the run may start, counted by the provisioners that start them.
+    budget: BuildBudget = field(default_factory=lambda: BuildBudget(None))
+    provision_timeout: float = 300.0  # how long a real build may take to reach the status asked for
 
     def call(self, method: str, base_url: str, path: str, tenant: str, payload: Any = None, *,
-             what: str) -> Exchange:
-        """A JSON call as `tenant` under `base_url`'s prefix; no answer at all is a `ProvisioningError`."""
+             what: str, idempotent: bool = True) -> Exchange:
+        """A JSON call as `tenant` under `base_url`'s prefix. No answer at all is a `ProvisioningError`,
+        except for a call that is not `idempotent`, whose caller must find out what happened."""
         exchange = self.transport.call(method, base_url, path, self.tokens[tenant], payload,
-                                       label=f"{what} {method} {path}")
-        if exchange.response is None:
+                                       label=f"{what} {method} {path}", idempotent=idempotent)
+        if exchange.response is None and idempotent:
             raise ProvisioningError(f"{what} unreachable: {exchange.describe()}")
         return exchange

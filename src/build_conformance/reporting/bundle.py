@@ -3,7 +3,10 @@
 `verify` proves a bundle is complete and unchanged since it was written. The manifest is not
 signed: it detects accidents and edits of single files, not someone who rewrites both a file and
 its manifest entry. For that, record the manifest's own sha256 (printed by certify and verify)
-somewhere the vendor does not control.
+somewhere the vendor does not control, and give it back to `verify --expect-sha256`.
+
+The manifest also names what was certified (`target`: base URL, control URL, the server's identity
+when the run learned it), so a reader does not have to open results.json to see it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ BUNDLE_FILES: Final = (RESULTS, "junit.xml", "report.html", "summary.md", CONFIG
 BUNDLE_FORMAT: Final = 1
 # Fields the manifest repeats from results.json, so a reader sees them without opening the results.
 SUMMARY_FIELDS: Final = ("suite_version", "catalogue_version", "catalogue_digest", "verdict", "profile", "seed")
+# What the manifest says about the target, copied from results.json's target.
+TARGET_FIELDS: Final = ("base_url", "control_url", "server", "embedded_reference_server", "faults")
 
 
 class BundleUnreadable(Exception):
@@ -40,6 +45,12 @@ class Verification:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def target_identity(results: dict[str, Any]) -> dict[str, Any]:
+    """What was certified, as the manifest records it (absent fields are left out)."""
+    target = results.get("target") or {}
+    return {key: target[key] for key in TARGET_FIELDS if key in target}
 
 
 def sha256_of(path: Path) -> str:
@@ -67,6 +78,7 @@ def write_bundle(bundle_dir: Path, results: dict[str, Any], created_at: str) -> 
         "bundle_format": BUNDLE_FORMAT,
         "created_at": created_at,
         **{key: results.get(key) for key in SUMMARY_FIELDS},
+        "target": target_identity(results),
         "files": files,
     }
     path = bundle_dir / MANIFEST
@@ -92,8 +104,16 @@ def _manifest_problems(manifest: Any) -> list[str]:
     return []
 
 
-def verify_bundle(bundle_dir: Path) -> Verification:
-    """Every reason `bundle_dir` is not a complete, unchanged certification bundle (none: it is)."""
+def _digest(text: str) -> str:
+    return text.strip().lower().removeprefix("sha256:")
+
+
+def verify_bundle(bundle_dir: Path, expected_manifest_sha256: str | None = None) -> Verification:
+    """Every reason `bundle_dir` is not a complete, unchanged certification bundle (none: it is).
+
+    With `expected_manifest_sha256` (recorded when the bundle was certified), a manifest that was
+    rewritten to match edited files is caught too.
+    """
     if not bundle_dir.exists():
         raise BundleUnreadable(f"{bundle_dir}: no such directory")
     if not bundle_dir.is_dir():
@@ -116,6 +136,11 @@ def verify_bundle(bundle_dir: Path) -> Verification:
         return result
     except OSError as exc:
         raise BundleUnreadable(f"{bundle_dir / MANIFEST}: cannot read: {exc.strerror}") from None
+    if expected_manifest_sha256 is not None and _digest(expected_manifest_sha256) != result.manifest_sha256:
+        problems.append(
+            f"manifest.json has sha256 {result.manifest_sha256}, not the expected {_digest(expected_manifest_sha256)}: "
+            "the bundle was rewritten after its digest was recorded"
+        )
     shape = _manifest_problems(manifest)
     if shape:
         problems += shape
@@ -158,6 +183,9 @@ def _results_problems(bundle_dir: Path, manifest: dict[str, Any]) -> list[str]:
             problems.append(
                 f"manifest.json says {key} {manifest.get(key)!r} but results.json says {results.get(key)!r}"
             )
+    if "target" in manifest and manifest["target"] != target_identity(results):
+        problems.append(f"manifest.json names the target {manifest['target']!r} but results.json says "
+                        f"{target_identity(results)!r}")
     if results.get("profile") != "certify":
         problems.append(f"results.json is from a {results.get('profile')!r} run, not a certify run")
     try:

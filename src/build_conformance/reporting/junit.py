@@ -7,9 +7,8 @@ but their message starts with "(SHOULD: warning)" because they do not change the
 
 from __future__ import annotations
 
-import calendar
-import time
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from typing import Any
 
 from .evidence import observation_text
@@ -19,13 +18,29 @@ from .text import one_line, short_statement
 WARNING_PREFIX = "(SHOULD: warning)"
 
 
+def _instant(stamp: Any) -> datetime:
+    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+
+
+def _seconds(value: float) -> str:
+    return f"{max(value, 0.0):.3f}"
+
+
 def _duration(results: dict[str, Any]) -> str:
+    """The run's wall-clock time (from started_at to finished_at, fractions kept when recorded)."""
     try:
-        started = calendar.timegm(time.strptime(results["started_at"], "%Y-%m-%dT%H:%M:%SZ"))
-        finished = calendar.timegm(time.strptime(results["finished_at"], "%Y-%m-%dT%H:%M:%SZ"))
-    except (KeyError, ValueError):
+        elapsed = (_instant(results["finished_at"]) - _instant(results["started_at"])).total_seconds()
+    except (KeyError, ValueError, TypeError):
         return "0"
-    return str(max(finished - started, 0))
+    return _seconds(elapsed)
+
+
+def _requirement_time(requirement: dict[str, Any]) -> str:
+    """Time spent in the tests that observed the requirement (`duration_s`), 0 when the run did not say."""
+    value = requirement.get("duration_s")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _seconds(float(value))
+    return "0"
 
 
 def message(requirement: dict[str, Any]) -> str:
@@ -97,7 +112,7 @@ def render(results: dict[str, Any]) -> str:
             "testcase",
             classname=r["family"],
             name=f"{r['id']} {short_statement(r['statement'])}",
-            time="0",
+            time=_requirement_time(r),
         )
         if r["status"] == "failed":
             failure = ET.SubElement(case, "failure", message=message(r), type=f"{r['level']} requirement failed")

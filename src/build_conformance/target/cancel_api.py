@@ -96,6 +96,7 @@ class CancelApi:
         expect_build: bool = True,
         template_id: str | None = None,
         expect_continue: bool = False,
+        max_attempts: int | None = None,
         label: str = "cancel",
         probe_of: str | None = None,
         allow_no_response: bool = False,
@@ -127,9 +128,8 @@ class CancelApi:
             headers.append(("Content-Type", content_type))
         if expect_continue:  # a server may then refuse a body before it is sent (RFC 9110 §10.1.1)
             headers.append(("Expect", "100-continue"))
-        exchange = self._transport.send(
-            method, self.base_url, target, headers=headers, body=body, label=label
-        )
+        exchange = self._transport.send(method, self.base_url, target, headers=headers, body=body, label=label,
+                                        max_attempts=max_attempts)
         addressed = build_id if expect_build and probe_of is None and self._owns(build_id) else None
         self._inspect(
             exchange,

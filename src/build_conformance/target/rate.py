@@ -1,8 +1,9 @@
 """How fast the run talks to a deployment: an adaptive rate that backs off when the target pushes back.
 
-Additive increase, multiplicative decrease: the rate starts at a sensible value, grows while answers
-come back quickly, and halves on 429/503 (the target asking for less) or shrinks when latency climbs
-well above what the target showed when it was idle. It never exceeds the ceiling (`--rate-limit`),
+The rate starts at a sensible value, grows by a quarter after every window of answers that came back
+quickly, and halves on 429/503 (the target asking for less) or shrinks when latency stays far above
+what the target showed when it was idle (a queue building up, not the suite's own concurrency). It
+never exceeds the ceiling (`--rate-limit`),
 and a loopback reference server gets no limit at all. Spacing requests out is the one place in the
 suite where a sleep is the point.
 """
@@ -17,13 +18,14 @@ from dataclasses import dataclass
 DEFAULT_START = 50.0
 DEFAULT_CAP = 400.0
 FLOOR = 1.0
-INCREASE = 5.0  # requests/s added per window of quick answers
+INCREASE = 1.25  # factor per window of quick answers
 WINDOW = 20  # answers per increase step
 DECREASE = 0.5  # factor on 429 / 503
-LATENCY_FACTOR = 3.0  # latency this many times the idle latency counts as "rising"
+# Latency counts as "rising" when it stays this many times the idle latency, and at least this much above
+# it: a few requests queueing behind each other on a busy machine is not a target under stress.
+LATENCY_FACTOR = 4.0
+LATENCY_MARGIN = 0.5
 LATENCY_DECREASE = 0.8
-# Latency below this is never "rising": loopback jitter is not a target under stress.
-LATENCY_NOISE = 0.05
 
 
 @dataclass(frozen=True)
@@ -87,14 +89,14 @@ class AdaptiveRate:
                 return
             self._latency = elapsed if self._latency is None else 0.8 * self._latency + 0.2 * elapsed
             idle = self._idle_latency = elapsed if self._idle_latency is None else min(self._idle_latency, elapsed)
-            if self._latency > max(LATENCY_FACTOR * idle, LATENCY_NOISE):
+            if self._latency > max(LATENCY_FACTOR * idle, idle + LATENCY_MARGIN):
                 self._slow_down(LATENCY_DECREASE)
                 self._latency = None  # judge the new rate on fresh answers
                 return
             self._successes += 1
             if self._successes >= WINDOW:
                 self._successes = 0
-                self._rate = min(self._ceiling, self._rate + INCREASE)
+                self._rate = min(self._ceiling, self._rate * INCREASE)
 
     def _slow_down(self, factor: float) -> None:
         assert self._rate is not None

@@ -103,6 +103,7 @@ class Transport:
         body: bytes = b"",
         label: str = "",
         idempotent: bool = True,
+        max_attempts: int | None = None,
     ) -> Exchange:
         """Send `method target` to the origin of `base`; `target` is the exact request target.
 
@@ -126,7 +127,7 @@ class Transport:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_result(lambda exchange: _retryable(exchange, history)),
             stop=tenacity.stop_after_delay(self.settings.retry_window)
-            | tenacity.stop_after_attempt(self.settings.max_attempts),
+            | tenacity.stop_after_attempt(max_attempts or self.settings.max_attempts),
             wait=self._wait,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             reraise=True,

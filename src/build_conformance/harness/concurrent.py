@@ -1,0 +1,139 @@
+"""Conformance tests run several at once; pytest still reports them one by one, in order.
+
+Against a distant deployment almost all of a run is waiting: for round trips, and for asynchronous
+cancellations to settle. The tests are independent (each provisions its own builds, every input is
+seeded per test), so their bodies can run ahead on a bounded pool of threads while pytest walks the
+items as usual: when pytest reaches an item, its call phase waits for that item's body and re-raises
+whatever it ended with, so reports, failures, skips and the verdict are exactly a serial run's.
+
+Only conformance tests whose arguments are the run (`conformance`), the `check` fixture and their
+parameters run ahead; anything else runs the ordinary way. `--concurrency 1` runs everything serially.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextvars
+import functools
+import threading
+import time
+from collections.abc import Generator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from build_conformance.attribution import CURRENT_TEST
+from build_conformance.harness.markers import HEAVY_MARKER, requirement_ids
+from build_conformance.judging.check import Check
+from build_conformance.judging.recorder import RECORDER
+
+# What a test body may ask for to run ahead: the run, its `check`, and its parameters.
+RUN_AHEAD_ARGUMENTS = frozenset({"conformance", "check"})
+
+_AST_LOCK = threading.Lock()
+
+
+def _serialise_ast_parsing() -> None:
+    """CPython 3.11 keeps the AST constructor's recursion depth in interpreter-wide state, so two threads
+    parsing at once fail with "SystemError: AST constructor recursion depth mismatch" (gh-106905).
+    Hypothesis parses source to describe strategies and steps; with several tests at once it must not
+    parse in parallel."""
+    if getattr(ast.parse, "_build_conformance_serialised", False):
+        return
+    parse = ast.parse
+
+    @functools.wraps(parse)
+    def serialised(*args: Any, **kwargs: Any) -> Any:
+        with _AST_LOCK:
+            return parse(*args, **kwargs)
+
+    serialised._build_conformance_serialised = True  # type: ignore[attr-defined]
+    ast.parse = serialised
+
+
+@dataclass
+class Ran:
+    """How a test body ended when it ran ahead."""
+
+    error: BaseException | None
+    duration: float
+
+
+class ConcurrentCalls:
+    """A pytest plugin object: starts eligible test bodies on a thread pool, hands their outcomes to pytest."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.run: Any = None  # the ConformanceRun, once the run is open
+        self.body_durations: dict[str, float] = {}  # per test that ran ahead: its own body's wall time
+        self._futures: dict[str, Future[Ran]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        run = self.run
+        if run is not None and self.workers > 1 and not session.config.option.collectonly:
+            _serialise_ast_parsing()
+            self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="conformance-test")
+            ahead = [item for item in session.items if isinstance(item, pytest.Function) and _runs_ahead(item)]
+            # The longest tests start first, so none of them ends up alone at the end of the run.
+            ahead.sort(key=lambda item: item.get_closest_marker(HEAVY_MARKER) is None)
+            for item in ahead:
+                self._futures[item.nodeid] = self._executor.submit(_in_own_context, item, run)
+        try:
+            return (yield)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop starting bodies (an interruption, or the end of the loop); wait for those already running."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self._futures.clear()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        future = self._futures.pop(pyfuncitem.nodeid, None)
+        if future is None:
+            return None  # not run ahead: pytest calls it itself
+        ran = future.result()
+        self.body_durations[pyfuncitem.nodeid] = ran.duration
+        if ran.error is not None:
+            raise ran.error
+        return True
+
+
+def _runs_ahead(item: pytest.Function) -> bool:
+    if not requirement_ids(item):
+        return False
+    params = set(item.callspec.params) if hasattr(item, "callspec") else set()
+    return set(item._fixtureinfo.argnames) <= RUN_AHEAD_ARGUMENTS | params
+
+
+def _in_own_context(item: pytest.Function, run: Any) -> Ran:
+    return contextvars.copy_context().run(_body, item, run)
+
+
+def _body(item: pytest.Function, run: Any) -> Ran:
+    """Run one test body as its test, in this thread: what it sends and records is the test's."""
+    CURRENT_TEST.set(item.nodeid)
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    arguments: dict[str, Any] = {}
+    for name in item._fixtureinfo.argnames:
+        if name == "conformance":
+            arguments[name] = run
+        elif name == "check":
+            arguments[name] = Check(RECORDER, allowed=requirement_ids(item), test=item.nodeid)
+        else:
+            arguments[name] = params[name]
+    started = time.monotonic()
+    try:
+        item.obj(**arguments)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # pytest.skip and friends are BaseExceptions: every ending goes back
+        return Ran(error, time.monotonic() - started)
+    return Ran(None, time.monotonic() - started)

@@ -1,0 +1,54 @@
+"""Work inside one conformance test, several at once: independent probes, and properties split in parts.
+
+Both keep a run reproducible: a property's examples are split into a fixed number of parts, each with
+its own seed derived from the run's seed, whatever the concurrency; the concurrency only decides how
+many parts (or probes) are in flight at once. Each piece runs in a copy of the test's context, so what
+it sends and records is the test's.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# How many parts a property's examples are split into (whatever the concurrency).
+PROPERTY_PARTS = 4
+# At most this many pieces of one test at once: tests themselves already run several at once.
+PER_TEST = 4
+
+
+def part_seed(seed: int, label: str, part: int) -> int:
+    """The seed of one part of a property: stable for a run's seed, distinct per property and part."""
+    digest = hashlib.sha256(f"{seed}:{label}:{part}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def each(fn: Callable[[T], R], items: Iterable[T], *, workers: int) -> list[R]:
+    """`fn` over `items`, up to `workers` at once; results in the items' order. Every item runs even when
+    one raises (its observations count); then the first exception is raised, or a group of them."""
+    pieces = list(items)
+    if workers <= 1 or len(pieces) <= 1:
+        return [fn(piece) for piece in pieces]
+    with ThreadPoolExecutor(max_workers=min(workers, PER_TEST, len(pieces))) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, fn, piece) for piece in pieces]
+        errors: list[Exception] = []
+        for future in futures:
+            error = future.exception()
+            if isinstance(error, Exception):
+                errors.append(error)
+            elif error is not None:
+                raise error  # an interruption: no grouping
+        if errors:
+            raise errors[0] if len(errors) == 1 else ExceptionGroup("several pieces of the test failed", errors)
+        return [f.result() for f in futures]
+
+
+def run_all(parts: Sequence[Callable[[], None]], *, workers: int) -> None:
+    """Run every part (up to `workers` at once); raise as `each` does."""
+    each(lambda part: part(), parts, workers=workers)
