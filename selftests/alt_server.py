@@ -18,19 +18,36 @@ Deliberate choices (each one allowed by the requirements and the client contract
 - log offsets start at 100 and step by 10; `next_offset` is the last offset + 1;
 - the control API answers 200 `{"build_id"}` on create and 409 when asked to advance a terminal build.
 
-Standard library only. `start_alt_server()` runs it on loopback in a background thread.
+**Production mode** (`production_seed=`, `--production-seed`): the server behaves like a deployment
+behind a production stack, as the catalogue's "Production HTTP is legitimate" and "What unchanged
+means" allow, every choice drawn from the seed (see `Production` and `TRAITS`): compressed
+responses, `Connection: close`, chunked bodies, transient 503/429 on any call, random undocumented
+fields at every level, varied id shapes, cancellations that take seconds while the executor logs its
+progress, JSend-style error envelopes and wordy error messages. Other methods on the cancel path
+get 405 with `Allow: POST` there, as a production router answers. `production_traits=` switches on
+only some of the traits, to find which one a suite check trips over.
+
+Standard library only (brotli and zstandard compression when those modules happen to be installed).
+`start_alt_server()` runs it on loopback in a background thread.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import copy
+import gzip
+import hashlib
 import hmac
 import itertools
 import json
+import random
 import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -49,7 +66,7 @@ ID_SYNTAX = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 JSON_MEDIA_TYPE = re.compile(r"application/(?:[a-z0-9!#$&^_.-]+\+)?json", re.IGNORECASE)
 CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 REALM = 'realm="alt-build-api"'
-JSON_HEADERS = (("Content-Type", "application/json; charset=utf-8"), ("Cache-Control", "no-store"))
+JSON_UTF8 = "application/json; charset=utf-8"
 
 
 # ------------------------------------------------------------------------------------------ the model
@@ -72,10 +89,21 @@ class Tenant:
 
 
 @dataclass
+class Pending:
+    """A cancellation the executor is still carrying out: a progress tick every `tick` until `due`."""
+
+    due: datetime
+    tick: timedelta
+    next_tick: datetime
+    messages: list[str]
+
+
+@dataclass
 class Build:
     tenant: Tenant
     fields: dict[str, Any]
     entries: list[dict[str, Any]] = field(default_factory=list)
+    pending: Pending | None = None
 
     def log(self, moment: datetime, kind: str, level: str, message: str, **extra: Any) -> None:
         offset = OFFSET_START + OFFSET_STEP * len(self.entries)
@@ -95,16 +123,17 @@ class Build:
     def next_offset(self) -> int:
         return self.entries[-1]["offset"] + 1 if self.entries else OFFSET_START
 
-    def render(self) -> bytes:
-        snapshot = {"build": self.fields, "entries": self.entries, "next_offset": self.next_offset}
-        return json.dumps(snapshot, ensure_ascii=False).encode("utf-8")
+    def snapshot(self) -> dict[str, Any]:
+        """A copy the caller may render outside the store's lock."""
+        return copy.deepcopy({"build": self.fields, "entries": self.entries, "next_offset": self.next_offset})
 
 
 class Store:
     """Every build in memory; one lock makes each operation atomic (first cancel wins)."""
 
-    def __init__(self, tenants: tuple[Tenant, ...]) -> None:
+    def __init__(self, tenants: tuple[Tenant, ...], production: Production | None = None) -> None:
         self.tenants = tenants
+        self.production = production
         self._lock = threading.Lock()
         self._builds: dict[str, Build] = {}
         self._template_numbers = itertools.count(1)
@@ -117,7 +146,11 @@ class Store:
 
     def _owned(self, tenant: Tenant, build_id: str) -> Build | None:
         build = self._builds.get(build_id)
-        return build if build is not None and build.tenant is tenant else None
+        if build is None or build.tenant is not tenant:
+            return None
+        # A pending cancellation progresses with time, whoever looks: bring it up to now first.
+        _catch_up(build, self._now())
+        return build
 
     def create(self, tenant: Tenant, status: str) -> str:
         with self._lock:
@@ -126,7 +159,7 @@ class Store:
             created = now - timedelta(seconds=90)
             name = f"alt-image-{number}"
             fields: dict[str, Any] = {
-                "build_id": str(uuid.uuid4()),
+                "build_id": self.production.build_id() if self.production else str(uuid.uuid4()),
                 "template_id": f"tpl-{number}",
                 "name": name,
                 "tags": ["latest", f"r{number}"],
@@ -160,26 +193,45 @@ class Store:
             self._builds[fields["build_id"]] = build
             return str(fields["build_id"])
 
-    def view(self, tenant: Tenant, build_id: str) -> bytes | None:
+    def view(self, tenant: Tenant, build_id: str) -> dict[str, Any] | None:
         with self._lock:
             build = self._owned(tenant, build_id)
-            return None if build is None else build.render()
+            return None if build is None else build.snapshot()
 
-    def cancel(self, tenant: Tenant, build_id: str, reason: str | None) -> bytes | None:
+    def cancel(self, tenant: Tenant, build_id: str, reason: str | None) -> dict[str, Any] | None:
         with self._lock:
             build = self._owned(tenant, build_id)
             if build is None:
                 return None
-            if build.fields["status"] not in TERMINAL:  # repeats and terminal builds: a no-op
-                _cancel(build, self._now(), tenant.principal, reason)
-            return build.render()
+            # Repeats (pending or done) and terminal builds: a no-op.
+            if build.fields["status"] not in TERMINAL and "cancel_requested_at" not in build.fields:
+                self._first_cancel(build, tenant, reason)
+            return build.snapshot()
 
-    def advance(self, tenant: Tenant, build_id: str) -> bytes | bool | None:
+    def _first_cancel(self, build: Build, tenant: Tenant, reason: str | None) -> None:
+        moment = self._now()
+        delay = self.production.cancel_delay(build.fields["status"]) if self.production else 0.0
+        if delay <= 0:
+            _cancel(build, moment, tenant.principal, reason)
+            return
+        # The executor stops the build in the background; the response shows the request, not the end.
+        _request_cancel(build, moment, tenant.principal, reason)
+        build.log(moment, "message", "info", "cancellation requested", phase="cleanup")
+        assert self.production is not None
+        tick = timedelta(seconds=self.production.tick_seconds)
+        build.pending = Pending(moment + timedelta(seconds=delay), tick, moment + tick,
+                                self.production.progress_messages(build.fields["status"]))
+
+    def advance(self, tenant: Tenant, build_id: str) -> dict[str, Any] | bool | None:
         """The new snapshot, None for no such build, False when the build cannot advance."""
         with self._lock:
             build = self._owned(tenant, build_id)
             if build is None:
                 return None
+            if build.pending is not None:  # the scheduler's step completes a pending cancellation
+                build.pending = None
+                _complete_cancel(build, self._now())
+                return build.snapshot()
             status = build.fields["status"]
             if status in TERMINAL or "cancel_requested_at" in build.fields:
                 return False
@@ -187,7 +239,7 @@ class Store:
                 _start(build, self._now())
             else:
                 _finish_ready(build, self._now())
-            return build.render()
+            return build.snapshot()
 
 
 def _start(build: Build, moment: datetime) -> None:
@@ -261,11 +313,22 @@ def _fail(build: Build, moment: datetime) -> None:
 
 
 def _cancel(build: Build, moment: datetime, by: str, reason: str | None) -> None:
+    _request_cancel(build, moment, by, reason)
+    _complete_cancel(build, moment)
+
+
+def _request_cancel(build: Build, moment: datetime, by: str, reason: str | None) -> None:
+    """The facts of the first effective cancel: who, when, why."""
     fields = build.fields
     fields.pop("queue_position", None)
-    fields.update(cancel_requested_at=stamp(moment), cancel_requested_by=by)
+    fields.update(cancel_requested_at=stamp(moment), cancel_requested_by=by, updated_at=stamp(moment))
     if reason:
         fields["cancellation_reason"] = reason
+
+
+def _complete_cancel(build: Build, moment: datetime) -> None:
+    """The build ends `cancelled` at `moment`, with its one `cancelled` log entry."""
+    fields = build.fields
     if "started_at" in fields:
         _finish(build, moment, "cancelled")
     else:  # never started: it ends now, with a zero duration
@@ -275,6 +338,326 @@ def _cancel(build: Build, moment: datetime, by: str, reason: str | None) -> None
         artifact_availability={"status": "unavailable"},
     )
     build.log(moment, "cancelled", "warn", "build cancelled", phase="cleanup")
+
+
+def _catch_up(build: Build, now: datetime) -> None:
+    """Everything the executor did for a pending cancellation up to `now`: progress, then completion."""
+    pending = build.pending
+    if pending is None:
+        return
+    while pending.next_tick < pending.due and pending.next_tick <= now:
+        moment = pending.next_tick
+        if pending.messages:
+            build.log(moment, "message", "info", pending.messages.pop(0), phase="cleanup")
+        build.fields["updated_at"] = stamp(moment)
+        pending.next_tick = moment + pending.tick
+    if pending.due <= now:
+        build.pending = None
+        _complete_cancel(build, pending.due)
+
+
+# ------------------------------------------------------------------------------------- production mode
+
+TRAITS = (
+    "compression",  # gzip / deflate (br, zstd when importable) above a seeded size, when Accept-Encoding allows
+    "connection-close",  # `Connection: close` on some responses, and the connection really closes
+    "chunked",  # `Transfer-Encoding: chunked` instead of Content-Length on some responses
+    "transient-errors",  # 503 (with or without Retry-After) and 429 on a share of requests, never 3 in a row
+    "charset",  # `application/json; charset=utf-8` (off: plain `application/json`)
+    "extra-fields",  # random undocumented fields at every level of every body (never inside error_detail)
+    "id-shapes",  # build ids of seeded shapes (UUID, tb_ + base32, long hex, ULID, dotted, tilde)
+    "slow-cancel",  # a cancel takes seconds: progress entries and a moving updated_at until `cancelled`
+    "jsend-errors",  # error bodies also carry `"status": "error"`
+    "wordy-errors",  # error messages in plain English that happen to say select/update/delete/from/where/set
+)
+
+# Encoders a response may use: what the standard library has, and what happens to be installed.
+ENCODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": lambda data: gzip.compress(data, mtime=0),  # mtime 0: the same bytes for the same body
+    "deflate": zlib.compress,  # HTTP "deflate" is the zlib format
+}
+try:
+    import brotli
+
+    ENCODERS["br"] = brotli.compress
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
+try:
+    import zstandard
+
+    ENCODERS["zstd"] = lambda data: zstandard.ZstdCompressor().compress(data)  # one per call: not thread-safe
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
+
+ALL_ENCODINGS = ("br", "deflate", "gzip", "zstd")
+
+# Names of undocumented fields: none is a property name anywhere in the contract's schemas.
+EXTRA_NAMES = (
+    "region", "zone", "trace_id", "shard", "revision", "etag", "hints", "_links", "meta", "owner_team",
+    "features", "cost_estimate", "priority", "node", "audit", "annotations", "lineage", "quota",
+    "schema_version", "deprecations", "sla", "metrics", "span", "x_request_context",
+)
+WORDS = ("north", "blue", "canary", "stable", "edge", "v2", "batch", "pool", "green", "west", "spot", "warm")
+UNGARNISHED = frozenset({"error_detail", "details", "labels"})  # exact shapes or open maps: left as they are
+
+ID_SHAPES = ("uuid", "tb-base32", "hex", "ulid", "dotted", "tilde")
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+STOP_MESSAGES = (
+    "stopping build containers", "releasing the build VM", "flushing the layer cache",
+    "uploading partial build logs", "detaching build volumes", "revoking build credentials",
+)
+DEQUEUE_MESSAGES = ("removing the build from the queue", "releasing the queue slot")
+
+# Plain-English variants of each fixed message; every one says a word a naive SQL detector knows.
+WORDY = {
+    "authentication required": (
+        "we could not find a valid API token; select a key from your dashboard and set it in the "
+        "Authorization header",
+        "this request carries no credentials we accept, so nothing will update; set a bearer token from "
+        "your account settings",
+    ),
+    "template build not found": (
+        "no template build was found where the id matches one of yours; select an id from your builds",
+        "we could not find the build you asked to update; it may have been removed from the history",
+    ),
+    "no such resource": ("there is nothing to select from at this path; check the URL and the method you set",),
+    "request body is not valid JSON": (
+        "we could not read the request body; to update a build, set the body to a JSON object or send none",
+    ),
+    "request body must be a JSON object": (
+        "the body must be a JSON object; select the fields you want from the documented ones and set them",
+    ),
+    "reason must be a string": ("the reason must be text; please update the request and set reason to a string",),
+    "reason must be valid Unicode text": (
+        "the reason must be valid Unicode text; update the request where the reason is set",
+    ),
+    "unsupported content type: send application/json": (
+        "we only read JSON bodies; set the Content-Type header to application/json and select a JSON encoder",
+    ),
+    "request body too large": ("the body is too large; select a shorter reason from your notes and send it again",),
+    "malformed build id": (
+        "this is not a build id we could have issued; select the id from the response where the build was made",
+    ),
+    "method not allowed": ("only POST may update a build from this path; set the method to POST",),
+    "the build cannot advance": ("you may not update a build that is already set to a terminal status",),
+    "the service is briefly unavailable": (
+        "we could not update anything right now; please wait and select the same request from your retry queue",
+    ),
+    "too many requests": ("you sent too many requests; select a slower rate from your client settings",),
+}
+WORDY_FALLBACK = "; nothing will update, so set the request right and send it again"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one response goes on the wire."""
+
+    encoding: str | None = None
+    close: bool = False
+    chunked: bool = False
+    chunk_size: int = 4096
+
+
+class Production:
+    """A seed's production behaviour: a plan drawn once from the seed, and dice for every decision.
+
+    The plan (shares, threshold, encodings, id shapes, delays) depends on the seed only. Decisions
+    are drawn from one seeded stream in the order requests arrive, so the same requests in the same
+    order get the same answers (ids, compression, closes, chunking, transient errors, delays).
+    Extra fields are a function of the seed and of where they sit, so a build reads the same twice.
+    """
+
+    def __init__(self, seed: int, traits: Iterable[str] | None = None) -> None:
+        chosen = frozenset(TRAITS if traits is None else traits)
+        unknown = sorted(chosen - set(TRAITS))
+        if unknown:
+            raise ValueError(f"unknown production traits: {', '.join(unknown)} (known: {', '.join(TRAITS)})")
+        self.seed, self.traits = seed, chosen
+        plan = random.Random(f"alt-production-plan:{seed}")
+        self.compress_threshold = plan.randint(64, 600)
+        self.compress_share = plan.uniform(0.5, 1.0)
+        # Drawn from every encoding, then narrowed to the installed ones: the rest of the plan is the
+        # same for a seed whether or not brotli and zstandard are there.
+        wanted = plan.sample(ALL_ENCODINGS, plan.randint(1, len(ALL_ENCODINGS)))
+        self.encodings = tuple(e for e in wanted if e in ENCODERS) or ("gzip",)
+        self.close_share = plan.uniform(0.05, 0.3)
+        self.chunked_share = plan.uniform(0.1, 0.5)
+        self.chunk_size = plan.choice((7, 64, 512, 4096))
+        self.transient_share = plan.uniform(0.05, 0.10)
+        self.transient_kinds = tuple(plan.sample(
+            [(503, None), (503, "0"), (503, "1"), (429, "0"), (429, "1")], plan.randint(2, 5)))
+        self.id_shapes = tuple(plan.sample(ID_SHAPES, plan.randint(1, 2)))
+        low = plan.uniform(1.0, 2.5)
+        self.building_delay = (low, plan.uniform(low + 0.3, 4.0))
+        self.waiting_delay = (0.0, 0.0) if plan.random() < 0.5 else (0.1, plan.uniform(0.3, 1.0))
+        self.tick_seconds = plan.uniform(0.15, 0.5)
+        self.jsend_share = plan.choice((0.5, 1.0))
+        self._dice = random.Random(f"alt-production-dice:{seed}")
+        self._lock = threading.Lock()
+        self._streaks: dict[str, int] = {}
+
+    def on(self, trait: str) -> bool:
+        return trait in self.traits
+
+    def request_id(self) -> str:
+        """Drawn like every other decision, so error bodies (and their extra fields) replay too."""
+        with self._lock:
+            return "req-" + self._dice.randbytes(12).hex()
+
+    def describe(self) -> str:
+        """One line for a results table: what this seed chose, for the traits that are on."""
+        parts = []
+        if self.on("compression"):
+            parts.append(f"{'/'.join(self.encodings)} >{self.compress_threshold}B {self.compress_share:.0%}")
+        if self.on("connection-close"):
+            parts.append(f"close {self.close_share:.0%}")
+        if self.on("chunked"):
+            parts.append(f"chunked {self.chunked_share:.0%}/{self.chunk_size}B")
+        if self.on("transient-errors"):
+            kinds = ",".join(f"{s}{'+' + ra if ra else ''}" for s, ra in self.transient_kinds)
+            parts.append(f"{kinds} {self.transient_share:.0%}")
+        if self.on("id-shapes"):
+            parts.append("ids " + "+".join(self.id_shapes))
+        if self.on("slow-cancel"):
+            waiting = "at once" if not self.waiting_delay[1] else f"{self.waiting_delay[1]:.1f}s"
+            parts.append(f"cancel {self.building_delay[0]:.1f}-{self.building_delay[1]:.1f}s (waiting {waiting})")
+        return ", ".join(parts)
+
+    # ---------------------------------------------------------------------------- the build store
+
+    def build_id(self) -> str:
+        with self._lock:
+            shape = self._dice.choice(self.id_shapes) if self.on("id-shapes") else "uuid"
+            return _new_id(shape, self._dice)
+
+    def cancel_delay(self, status: str) -> float:
+        """Seconds until a first cancel of a `status` build completes (0: in the cancel response)."""
+        if not self.on("slow-cancel"):
+            return 0.0
+        low, high = self.building_delay if status == "building" else self.waiting_delay
+        with self._lock:
+            return self._dice.uniform(low, high) if high else 0.0
+
+    def progress_messages(self, status: str) -> list[str]:
+        with self._lock:
+            if status == "building":
+                return self._dice.sample(STOP_MESSAGES, self._dice.randint(2, 4))
+            return [self._dice.choice(DEQUEUE_MESSAGES)]
+
+    # ----------------------------------------------------------------------------------- HTTP
+
+    def transient(self, key: str) -> tuple[int, str | None] | None:
+        """A 503/429 (and its Retry-After) for this request, or None; never 3 in a row for the same request."""
+        if not self.on("transient-errors"):
+            return None
+        with self._lock:
+            streak = self._streaks.pop(key, 0)
+            if streak >= 2 or self._dice.random() >= self.transient_share:
+                return None
+            self._streaks[key] = streak + 1
+            return self._dice.choice(self.transient_kinds)
+
+    def shape(self, size: int, accept_encoding: str | None) -> Shape:
+        with self._lock:
+            encoding = None
+            if self.on("compression") and size > self.compress_threshold and self._dice.random() < self.compress_share:
+                encoding = negotiate(accept_encoding, self.encodings)
+            close = self.on("connection-close") and self._dice.random() < self.close_share
+            chunked = self.on("chunked") and self._dice.random() < self.chunked_share
+        return Shape(encoding, close, chunked, self.chunk_size)
+
+    # ----------------------------------------------------------------------------------- bodies
+
+    def garnish(self, document: Any, key: str) -> Any:
+        """`document` with undocumented fields in every object, the same ones for the same `key` and place."""
+        if not self.on("extra-fields"):
+            return document
+        return self._garnished(document, key, "")
+
+    def _garnished(self, node: Any, key: str, path: str) -> Any:
+        if isinstance(node, list):
+            return [self._garnished(item, key, f"{path}/{index}") for index, item in enumerate(node)]
+        if not isinstance(node, dict):
+            return node
+        out = {name: value if name in UNGARNISHED else self._garnished(value, key, f"{path}/{name}")
+               for name, value in node.items()}
+        place = random.Random(f"alt-production-extras:{self.seed}:{key}:{path}")
+        for name in place.sample(EXTRA_NAMES, place.randint(1, 3)):
+            out.setdefault(name, _extra_value(place, depth=2))
+        return out
+
+    def error_document(self, code: str, message: str, request_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.wordy(message), "code": code, "request_id": request_id}
+        with self._lock:
+            jsend = self.on("jsend-errors") and self._dice.random() < self.jsend_share
+        if jsend:
+            body = {"status": "error", **body}
+        body["x_meta"] = {"server": "alt", "retryable": code in ("capacity_exceeded", "rate_limit_exceeded")}
+        return dict(self.garnish(body, request_id))
+
+    def wordy(self, message: str) -> str:
+        if not self.on("wordy-errors"):
+            return message
+        with self._lock:
+            variants = WORDY.get(message)
+            return self._dice.choice(variants) if variants else message + WORDY_FALLBACK
+
+
+def negotiate(accept_encoding: str | None, preferences: tuple[str, ...]) -> str | None:
+    """The first of our `preferences` the request's Accept-Encoding allows (q > 0), if any."""
+    if not accept_encoding:
+        return None
+    weights: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        token, *parameters = (part.strip() for part in item.split(";"))
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if token:
+            weights[token.lower()] = weight
+    for encoding in preferences:
+        if weights.get(encoding, weights.get("*", 0.0)) > 0:
+            return encoding
+    return None
+
+
+def _new_id(shape: str, dice: random.Random) -> str:
+    """A build id of `shape`, unreserved characters only (RFC 3986), so it is one path segment as is."""
+    if shape == "tb-base32":
+        return "tb_" + base64.b32encode(dice.randbytes(15)).decode("ascii").lower()
+    if shape == "hex":
+        return dice.randbytes(20).hex()
+    if shape == "ulid":
+        moment = int(datetime.now(UTC).timestamp() * 1000) << 80 | dice.getrandbits(80)
+        return "".join(CROCKFORD[(moment >> shift) & 31] for shift in range(125, -1, -5))
+    if shape == "dotted":
+        return f"bld.{datetime.now(UTC):%Y%m%d}.{dice.randbytes(8).hex()}"
+    if shape == "tilde":
+        return f"{dice.randbytes(6).hex()}~{dice.randbytes(6).hex()}"
+    return str(uuid.UUID(int=dice.getrandbits(128), version=4))
+
+
+def _extra_value(place: random.Random, depth: int) -> Any:
+    """A random JSON value of any type but null: numbers, strings, booleans, arrays and objects."""
+    kinds = ("int", "float", "str", "bool", "list", "object") if depth else ("int", "float", "str", "bool")
+    kind = place.choice(kinds)
+    if kind == "int":
+        return place.randint(-1000, 10**9)
+    if kind == "float":
+        return round(place.uniform(0, 1000), 3)
+    if kind == "str":
+        return "-".join(place.choice(WORDS) for _ in range(place.randint(1, 3)))
+    if kind == "bool":
+        return place.random() < 0.5
+    if kind == "list":
+        return [_extra_value(place, depth - 1) for _ in range(place.randint(0, 3))]
+    return {name: _extra_value(place, depth - 1) for name in place.sample(EXTRA_NAMES, place.randint(1, 3))}
 
 
 # ----------------------------------------------------------------------------------------- HTTP logic
@@ -297,6 +680,8 @@ class Invalid(Exception):
 
 
 NOT_FOUND = ("not_found", "template build not found")
+TRANSIENT = {503: ("capacity_exceeded", "the service is briefly unavailable"),
+             429: ("rate_limit_exceeded", "too many requests")}
 
 
 def error_body(code: str, message: str, request_id: str) -> bytes:
@@ -357,6 +742,35 @@ def decode_id(segment: str) -> str:
 class App:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.production = store.production
+
+    def encode(self, document: dict[str, Any], key: str) -> bytes:
+        """A JSON body; in production mode with undocumented fields, the same ones for the same `key`."""
+        if self.production is not None:
+            document = self.production.garnish(document, key)
+        return json.dumps(document, ensure_ascii=False).encode("utf-8")
+
+    def snapshot(self, document: dict[str, Any]) -> Reply:
+        return Reply(200, self.encode(document, str(document["build"]["build_id"])))
+
+    def error(self, code: str, message: str, request_id: str) -> bytes:
+        if self.production is None:
+            return error_body(code, message, request_id)
+        return json.dumps(self.production.error_document(code, message, request_id)).encode("utf-8")
+
+    def transient(self, method: str, target: str, headers: Message, body: bytes, request_id: str) -> Reply | None:
+        """Production mode's 503/429, decided before anything else: such an answer has no side effect."""
+        if self.production is None:
+            return None
+        digest = hashlib.sha256(body).hexdigest()
+        credentials = hashlib.sha256("\n".join(headers.get_all("Authorization") or []).encode()).hexdigest()
+        outcome = self.production.transient(f"{method} {target} {digest} {credentials}")
+        if outcome is None:
+            return None
+        status, retry_after = outcome
+        code, message = TRANSIENT[status]
+        return Reply(status, self.error(code, message, request_id), (("Retry-After", retry_after),) if retry_after
+                     else ())
 
     def authenticate(self, headers: Message) -> Tenant:
         """The tenant of a valid `Authorization: Bearer <token>`; anything else is 401."""
@@ -390,6 +804,8 @@ class App:
         if len(parts) != 6 or parts[:4] != ["", "v1", "templates", "builds"] or parts[5] != "cancel":
             raise Invalid(404, "not_found", "no such resource")
         if method != "POST":
+            if self.production is not None:  # a production stack's router knows the method: 405 and Allow
+                raise Invalid(405, "invalid_request", "method not allowed", (("Allow", "POST"),))
             raise Invalid(404, "not_found", "no such resource")
         build_id = decode_id(parts[4])
         if oversized:
@@ -398,7 +814,7 @@ class App:
         snapshot = self.store.cancel(tenant, build_id, reason)
         if snapshot is None:
             raise Invalid(404, *NOT_FOUND)
-        return Reply(200, snapshot)
+        return self.snapshot(snapshot)
 
     def control(self, method: str, parts: list[str], headers: Message, body: bytes, oversized: bool) -> Reply:
         tenant = self.authenticate(headers)
@@ -409,7 +825,8 @@ class App:
             status = document.get("status") if isinstance(document, dict) else None
             if status not in STATUSES:
                 raise Invalid(422, "invalid_request", f"status must be one of {', '.join(STATUSES)}")
-            return Reply(200, json.dumps({"build_id": self.store.create(tenant, str(status))}).encode())
+            build_id = self.store.create(tenant, str(status))
+            return Reply(200, self.encode({"build_id": build_id}, build_id))
         if len(parts) in (3, 4) and parts[:2] == ["", "builds"]:
             build_id = decode_id(parts[2])
             if len(parts) == 3 and method in ("GET", "HEAD"):
@@ -418,12 +835,12 @@ class App:
                 outcome = self.store.advance(tenant, build_id)
                 if outcome is False:
                     raise Invalid(409, "transition_conflict", "the build cannot advance")
-                snapshot = outcome if isinstance(outcome, bytes) else None
+                snapshot = outcome if isinstance(outcome, dict) else None
             else:
                 raise Invalid(404, "not_found", "no such resource")
             if snapshot is None:
                 raise Invalid(404, *NOT_FOUND)
-            return Reply(200, snapshot)
+            return self.snapshot(snapshot)
         raise Invalid(404, "not_found", "no such resource")
 
 
@@ -441,6 +858,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "alt-build-api"
     sys_version = ""
     timeout = 30
+    # Headers and body are two writes: without TCP_NODELAY the second waits for a delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     server: _Server
     request_id: str
 
@@ -457,15 +876,17 @@ class _Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _dispatch(self) -> None:
-        self.request_id = "req-" + secrets.token_hex(12)
+        app = self.server.app
+        self.request_id = app.production.request_id() if app.production else "req-" + secrets.token_hex(12)
         # The request target exactly as received (http.server rewrites a leading `//` in self.path).
         words = self.requestline.split()
         target = words[1] if len(words) >= 2 else self.path
         try:
             body, oversized = self._read_body()
-            reply = self.server.app.handle(self.command, target, self.headers, body, oversized)
+            reply = app.transient(self.command, target, self.headers, body, self.request_id) or app.handle(
+                self.command, target, self.headers, body, oversized)
         except Invalid as exc:
-            self._reply(Reply(exc.status, error_body(exc.code, exc.message, self.request_id), exc.headers))
+            self._reply(Reply(exc.status, app.error(exc.code, exc.message, self.request_id), exc.headers))
         except Exception:  # a bug: answer without internals, never a stack trace
             self._reply(Reply(500, error_body("internal_error", "internal error", self.request_id), close=True))
         else:
@@ -535,18 +956,38 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1 << 12)  # the CRLF after the chunk data
         return (b"", True) if total > MAX_BODY else (b"".join(parts), False)
 
-    def _reply(self, reply: Reply) -> None:
-        if reply.close:
+    def _reply(self, reply: Reply, shaped: bool = True) -> None:
+        production = self.server.app.production if shaped else None
+        shape = production.shape(len(reply.body), self.headers.get("Accept-Encoding")) if production else Shape()
+        body = ENCODERS[shape.encoding](reply.body) if shape.encoding else reply.body
+        plain = production is not None and not production.on("charset")
+        headers = [("Content-Type", "application/json" if plain else JSON_UTF8), ("Cache-Control", "no-store")]
+        if shape.encoding:
+            headers += [("Content-Encoding", shape.encoding), ("Vary", "Accept-Encoding")]
+        # Chunked framing needs an HTTP/1.1 peer, and a HEAD answer carries no body to frame.
+        chunked = shape.chunked and self.request_version == "HTTP/1.1" and self.command != "HEAD"
+        headers.append(("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(len(body))))
+        headers += [("x-request-id", self.request_id), *reply.headers]
+        if reply.close or shape.close:
             self.close_connection = True
         self.send_response(reply.status)
-        for name, value in (*JSON_HEADERS, ("Content-Length", str(len(reply.body))), ("x-request-id", self.request_id),
-                            *reply.headers):
+        for name, value in headers:
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(reply.body)
+        if self.command == "HEAD":
+            return
+        if chunked:
+            self._write_chunked(body, shape.chunk_size)
+        else:
+            self.wfile.write(body)
+
+    def _write_chunked(self, body: bytes, size: int) -> None:
+        # Framed in small chunks but written at once: one small write per chunk would stall on Nagle's algorithm.
+        pieces = (body[start:start + size] for start in range(0, len(body), size))
+        frames = [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces]
+        self.wfile.write(b"".join([*frames, b"0\r\n\r\n"]))
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own rejections (bad request line, 414, 431, 505) as JSON 4xx error objects."""
@@ -555,7 +996,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.request_version == "HTTP/0.9":  # a request line http.server gave up on: answer with a status line
             self.request_version = "HTTP/1.0"
         status = code if 400 <= code < 500 else 400
-        self._reply(Reply(status, error_body("invalid_request", "malformed request", self.request_id)))
+        # A request http.server could not parse gets a plain answer: nothing about it is trustworthy.
+        self._reply(Reply(status, error_body("invalid_request", "malformed request", self.request_id)), shaped=False)
 
 
 # ------------------------------------------------------------------------------------------- lifecycle
@@ -568,6 +1010,7 @@ class AltServer:
     tokens: tuple[str, str]
     httpd: _Server
     thread: threading.Thread
+    production: Production | None = None
 
     def stop(self) -> None:
         self.httpd.shutdown()
@@ -581,25 +1024,53 @@ class AltServer:
         self.stop()
 
 
-def start_alt_server(host: str = "127.0.0.1", port: int = 0) -> AltServer:
+def start_alt_server(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    production_seed: int | None = None,
+    production_traits: Iterable[str] | None = None,
+) -> AltServer:
+    """The server on `host:port` (0: any free port); `production_seed` switches production mode on
+    with every trait of `TRAITS`, or only `production_traits`."""
+    if production_traits is not None and production_seed is None:
+        raise ValueError("production_traits needs a production_seed")
+    production = Production(production_seed, production_traits) if production_seed is not None else None
     tenants = tuple(
         Tenant(secrets.token_urlsafe(48), f"principal:{secrets.token_hex(4)}", f"ns-{name}-{secrets.token_hex(3)}")
         for name in ("north", "south")
     )
     httpd = _Server((host, port), _Handler)
-    httpd.app = App(Store(tenants))
+    httpd.app = App(Store(tenants, production))
     thread = threading.Thread(target=httpd.serve_forever, name="alt-build-server", daemon=True)
     thread.start()
     origin = f"http://{host}:{httpd.server_address[1]}"
-    return AltServer(origin + API_PREFIX, origin + CONTROL_PREFIX, (tenants[0].token, tenants[1].token), httpd, thread)
+    return AltServer(origin + API_PREFIX, origin + CONTROL_PREFIX, (tenants[0].token, tenants[1].token), httpd,
+                     thread, production)
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="The alternative conformant server of the cancel endpoint.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--production-seed", type=lambda text: int(text, 0), default=None,
+                        help="behave like a production deployment, every choice drawn from this seed")
+    parser.add_argument("--production-traits", default=None,
+                        help=f"comma-separated subset of the production traits: {', '.join(TRAITS)}")
+    return parser.parse_args()
 
 
 if __name__ == "__main__":
-    server = start_alt_server()
+    arguments = _arguments()
+    traits = arguments.production_traits.split(",") if arguments.production_traits is not None else None
+    server = start_alt_server(arguments.host, arguments.port, production_seed=arguments.production_seed,
+                              production_traits=traits)
     print(f"BUILD_CONFORMANCE_BASE_URL={server.base_url}")
     print(f"BUILD_CONFORMANCE_CONTROL_URL={server.control_url}")
     print(f"BUILD_CONFORMANCE_TOKEN={server.tokens[0]}")
-    print(f"BUILD_CONFORMANCE_OTHER_TOKEN={server.tokens[1]}", flush=True)
+    print(f"BUILD_CONFORMANCE_OTHER_TOKEN={server.tokens[1]}")
+    if server.production is not None:
+        print(f"# production seed {server.production.seed}: {server.production.describe()}", flush=True)
     try:
         server.thread.join()
     except KeyboardInterrupt:

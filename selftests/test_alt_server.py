@@ -10,8 +10,12 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -113,8 +117,37 @@ def test_direct_bodies(alt: AltServer) -> None:
         assert accepted.json()["build"]["status"] == "cancelled"
 
 
-def test_conformance_suite_finds_no_violation(alt: AltServer, tmp_path: Path) -> None:
-    # Only what this test sets configures the run: no BUILD_CONFORMANCE_* from the caller's environment.
+@dataclass(frozen=True)
+class SuiteRun:
+    """What one run of the conformance suite against a server left behind."""
+
+    results: dict[str, Any]
+    returncode: int
+    output: str
+    seconds: float
+
+    def counts(self) -> Counter[str]:
+        return Counter(requirement["status"] for requirement in self.results["requirements"])
+
+    def offenders(self, statuses: tuple[str, ...] = ("failed", "error")) -> list[str]:
+        """One line per requirement in `statuses`, with its first messages."""
+        lines = []
+        for requirement in self.results["requirements"]:
+            if requirement["status"] in statuses:
+                problems = (requirement.get("failures") or requirement.get("errors")
+                            or [{"message": r} for r in requirement.get("not_run_reasons") or []] or [{}])
+                messages = "; ".join(str(p.get("message", ""))[:300] for p in problems[:3])
+                lines.append(f"{requirement['id']} ({requirement['level']}, {requirement['status']}): {messages}")
+        return lines
+
+
+class NoResults(AssertionError):
+    """The suite run ended without a results.json (it crashed, or ran out of time)."""
+
+
+def run_suite(alt: AltServer, report_dir: Path, *extra: str, timeout: float = SUITE_TIMEOUT) -> SuiteRun:
+    """The conformance suite of this checkout against `alt`, as a user runs it, reports in `report_dir`."""
+    # Only what this function sets configures the run: no BUILD_CONFORMANCE_* from the caller's environment.
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUILD_CONFORMANCE_")}
     env.update(
         BUILD_CONFORMANCE_TOKEN=alt.tokens[0],
@@ -130,21 +163,28 @@ def test_conformance_suite_finds_no_violation(alt: AltServer, tmp_path: Path) ->
         "-q", str(ROOT / "tests"),
         "--base-url", alt.base_url,
         "--control-url", alt.control_url,
-        "--report-dir", str(tmp_path),
+        "--report-dir", str(report_dir),
+        *extra,
     ]
-    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT)
-    results_path = tmp_path / "results.json"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        run = subprocess.run(command, cwd=report_dir, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise NoResults(f"the suite did not finish within {timeout:g} s") from None
+    seconds = time.monotonic() - started
+    results_path = report_dir / "results.json"
     output = f"{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
-    assert results_path.is_file(), f"no results.json (exit {run.returncode}):\n{output}"
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    offenders = []
-    for requirement in results["requirements"]:
-        if requirement["status"] in ("failed", "error"):
-            problems = requirement.get("failures") or requirement.get("errors") or [{}]
-            messages = "; ".join(str(p.get("message", ""))[:300] for p in problems[:3])
-            offenders.append(f"{requirement['id']} ({requirement['level']}, {requirement['status']}): {messages}")
-    assert results["verdict"] == "conformant" and not offenders, (
-        f"verdict {results['verdict']} (exit {run.returncode}); seed {results.get('seed')}\n"
+    if not results_path.is_file():
+        raise NoResults(f"no results.json (exit {run.returncode}):\n{output}")
+    return SuiteRun(json.loads(results_path.read_text(encoding="utf-8")), run.returncode, output, seconds)
+
+
+def test_conformance_suite_finds_no_violation(alt: AltServer, tmp_path: Path) -> None:
+    run = run_suite(alt, tmp_path)
+    offenders = run.offenders()
+    assert run.results["verdict"] == "conformant" and not offenders, (
+        f"verdict {run.results['verdict']} (exit {run.returncode}); seed {run.results.get('seed')}\n"
         + "\n".join(offenders)
-        + f"\n\n{run.stdout[-3000:]}"
+        + f"\n\n{run.output[-3000:]}"
     )

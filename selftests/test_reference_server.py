@@ -8,10 +8,12 @@ measures the suite applies. Asynchronous completion is polled against a deadline
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import re
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +32,7 @@ from build_conformance import catalogue, contract
 from build_conformance.judging.shape import requirement_of
 from build_conformance.reference import FAULTS, Fault, ReferenceServer, start_reference_server
 from build_conformance.reference.faults import HANG_SECONDS_ENV
+from build_conformance.reference.latency import Latency
 
 CANCEL = "/v1/templates/builds/{}/cancel"
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "requirements.md"
@@ -729,3 +732,113 @@ def test_fault_tenant_isolation_and_error_faults() -> None:
     with_fault("tenant-cancels-other", other)
     with_fault("token-echo-in-error", echo)
     with_fault("no-allow-header", no_allow)
+
+
+def test_fault_hang_once_then_answer_stalls_only_the_first_cancel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(HANG_SECONDS_ENV, "2")
+
+    def probe(client: Api) -> None:
+        build_id = client.create("waiting")
+        with pytest.raises(httpx.ReadTimeout):
+            client.cancel(build_id, timeout=0.3)
+        started = time.monotonic()
+        retry = valid_snapshot(client.cancel(build_id, timeout=1.0))
+        assert time.monotonic() - started < 1.0
+        assert retry["build"]["status"] == "cancelled"  # the stalled cancel was applied before the stall
+        with pytest.raises(httpx.ReadTimeout):  # another build's first cancel stalls too
+            client.cancel(client.create("ready"), timeout=0.3)
+
+    started = time.monotonic()
+    with_fault("hang-once-then-answer", probe)
+    assert time.monotonic() - started < 2, "stop() must not wait for the hang"
+
+
+def test_fault_huge_body_reset_drops_the_connection_without_an_answer() -> None:
+    def probe(client: Api) -> None:
+        build_id = client.create("building")
+        before = client.observe(build_id)
+        with pytest.raises(httpx.TransportError):
+            client.cancel(build_id, json={"reason": "r" * (1024 * 1024)})
+        host, port = client.server.api_url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            raw.sendall(f"POST {CANCEL.format(build_id)} HTTP/1.1\r\nHost: x\r\n"
+                        f"Authorization: Bearer {client.server.tenants[0].token}\r\n"
+                        f"Content-Type: application/json\r\nContent-Length: {10 * 1024 * 1024}\r\n\r\n".encode())
+            try:
+                raw.sendall(b"x" * (256 * 1024))
+                received = raw.recv(64)
+            except (ConnectionResetError, BrokenPipeError):
+                received = b""
+            assert received == b"", "no response at all, not even a 413"
+        assert client.observe(build_id) == before
+        assert client.cancel(build_id, json={"reason": "small"}).status_code == 200  # small bodies still work
+
+    with_fault("huge-body-reset", probe)
+
+
+# ---------------------------------------------------------------------------------------------- network
+
+
+def test_latency_delays_every_response_but_not_other_connections() -> None:
+    with start_reference_server(latency=0.3) as server:
+        client = Api(server)
+        started = time.monotonic()
+        build_id = client.create("waiting")
+        assert time.monotonic() - started >= 0.3
+        durations: list[float] = []
+
+        def observe() -> None:
+            begun = time.monotonic()
+            with httpx.Client(timeout=5.0) as own:
+                own.get(f"{server.control_url}/builds/{build_id}", headers=client.auth())
+            durations.append(time.monotonic() - begun)
+
+        threads = [threading.Thread(target=observe) for _ in range(4)]
+        began = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        assert len(durations) == 4 and min(durations) >= 0.3
+        assert time.monotonic() - began < 0.3 * 3, "connections were served one after another"
+        client.close()
+
+
+def test_jitter_is_reproducible_from_the_seed() -> None:
+    first, second, other = Latency(0.1, 0.05, seed=7), Latency(0.1, 0.05, seed=7), Latency(0.1, 0.05, seed=8)
+    delays = [first.next_delay() for _ in range(20)]
+    assert delays == [second.next_delay() for _ in range(20)]
+    assert delays != [other.next_delay() for _ in range(20)]
+    assert all(0.05 <= d <= 0.15 for d in delays) and len(set(delays)) > 1
+    with pytest.raises(ValueError):
+        start_reference_server(latency=-1)
+
+
+# ---------------------------------------------------------------------------------------------- storage
+
+OLD_SCHEMA = """
+CREATE TABLE builds (
+    build_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, template_id TEXT NOT NULL, name TEXT NOT NULL,
+    tags TEXT NOT NULL, status TEXT NOT NULL, build_backend TEXT NOT NULL, source_type TEXT NOT NULL,
+    canonical_ref TEXT NOT NULL, namespace_slug TEXT NOT NULL, visibility TEXT NOT NULL,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, queued_at INTEGER, started_at INTEGER,
+    finished_at INTEGER, duration_ms INTEGER, cancel_requested_at INTEGER, cancel_requested_by TEXT,
+    cancellation_reason TEXT, details TEXT NOT NULL
+);
+INSERT INTO builds VALUES ('bld_0123456789abcdef0123', 'tenant-a', 'tpl_0123456789abcdef', 'old', '["latest"]',
+    'waiting', 'native', 'declarative', 'tenant-a/old:latest', 'tenant-a', 'private', 1700000000000, 1700000000000,
+    1700000000000, NULL, NULL, NULL, NULL, NULL, NULL, '{}');
+"""
+
+
+def test_a_db_file_of_an_older_server_gains_the_new_columns(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite3"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.executescript(OLD_SCHEMA)
+    with start_reference_server(db_path=str(db)) as server:
+        client = Api(server)
+        assert client.build("bld_0123456789abcdef0123")["status"] == "waiting"
+        assert client.advance("bld_0123456789abcdef0123")["build"]["status"] == "building"  # still a control build
+        assert valid_snapshot(client.cancel("bld_0123456789abcdef0123"))["build"]["cancel_requested_at"]
+        client.close()
+        assert server.internal_errors == []

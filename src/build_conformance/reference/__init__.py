@@ -6,6 +6,10 @@ it only through the launcher that starts it as the embedded target.
 
 from .auth import Tenant
 from .faults import FAULTS, Fault
-from .server import ReferenceServer, start_reference_server
+from .server import ReferenceServer, ServerOptions, start_reference_server
+from .variations import VARIATIONS, Variation
 
-__all__ = ["FAULTS", "Fault", "ReferenceServer", "Tenant", "start_reference_server"]
+__all__ = [
+    "FAULTS", "VARIATIONS", "Fault", "ReferenceServer", "ServerOptions", "Tenant", "Variation",
+    "start_reference_server",
+]

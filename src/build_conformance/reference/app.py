@@ -1,9 +1,12 @@
-"""The endpoints: cancel and status on the public API, and the control API's test hooks.
+"""The endpoints: start, validate, history, status and cancel on the public API; the control API's hooks.
 
 Order of decisions for every request: framing → authentication → route and method → body → build.
 Authentication comes before anything that looks at the id, so without valid credentials an
 existing and an unknown build are indistinguishable (AUTH-04); the body is validated before the
 build is touched, so a refused request never has a side effect.
+
+Builds started here are scheduled (lifecycle.py): the request records the build and its plan and
+wakes the executor, which runs it in real time.
 """
 
 from __future__ import annotations
@@ -16,14 +19,21 @@ from typing import Any
 
 from . import render
 from .auth import Authenticator, Identity, Tenant
-from .clock import now_ms
-from .errors import INVALID, NOT_FOUND, ApiError, internal_error, render_error
+from .clock import formatter, now_ms
+from .definition import Problem, check
+from .errors import INVALID, NOT_FOUND, ApiError, ResetConnection, internal_error, render_error
 from .fixtures import STATUSES
+from .history import list_query, page_json, parse_ref
+from .lifecycle import Lifecycle, Limits
 from .messages import Request, Response, json_response
 from .mutations import handler_faults, serializer_faults
-from .request_body import MAX_BODY, CancelBody, parse_cancel_body
-from .routing import WELL_FORMED_ID, Route, decode_id, match, split_target
+from .request_body import MAX_BODY, CancelBody, is_json_media_type, parse_cancel_body
+from .routing import WELL_FORMED_ID, Route, decode_id, match, percent_decode, split_target
 from .store import BuildRow, CancelRequest, Snapshot, Store
+from .templates import plan_json, scheduled_build
+
+# A build definition may carry an inline build context, so it may be larger than a cancel body.
+MAX_DEFINITION = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,9 @@ class Settings:
     control_prefix: str
     faults: frozenset[str]
     hang_seconds: float
+    variations: frozenset[str]
+    limits: Limits
+    step_seconds_cap: float
 
 
 Query = Mapping[str, list[str]]
@@ -41,18 +54,24 @@ class App:
     def __init__(
         self,
         store: Store,
+        lifecycle: Lifecycle,
         tenants: Sequence[Tenant],
         settings: Settings,
         *,
-        notify_completer: Callable[[], None],
+        notify_executor: Callable[[], None],
         stop: threading.Event,
     ) -> None:
         self._store = store
+        self._lifecycle = lifecycle
         self._settings = settings
         self._faults = settings.faults
+        self._variations = settings.variations
+        self._stamp = formatter(settings.variations)
         self._auth = Authenticator(tenants, settings.faults)
-        self._notify = notify_completer
+        self._notify = notify_executor
         self._stop = stop  # a hang (fault) ends early when the server stops
+        self._cancelled_once: set[str] = set()  # hang-once-then-answer: builds whose first cancel has come
+        self._cancelled_once_lock = threading.Lock()
 
     def handle(self, request: Request) -> Response:
         path, query = split_target(request.target)
@@ -61,8 +80,11 @@ class App:
             return self._handle(request, route, query)
         except ApiError as error:
             # Error-body faults are defects of the public endpoints; the control API's errors stay plain.
-            faults = frozenset() if route.name.startswith("control.") else self._faults
-            return render_error(error, request.request_id, faults)
+            public = not route.name.startswith("control.")
+            if error.kind == "too_large" and public and "huge-body-reset" in self._faults:
+                raise ResetConnection() from None
+            faults = self._faults if public else frozenset()
+            return render_error(error, request.request_id, faults, self._variations)
 
     def _handle(self, request: Request, route: Route, query: Query) -> Response:
         request.body.check_framing()
@@ -78,6 +100,8 @@ class App:
             raise self._method_not_allowed(route)
         handlers: dict[str, Callable[[Request, Route, Query, Identity], Response]] = {
             "start": self._start,
+            "validate": self._validate,
+            "builds.by_ref": self._builds_by_ref,
             "cancel": self._cancel,
             "status": self._status,
             "control.builds": self._control_create,
@@ -88,33 +112,57 @@ class App:
 
     # --------------------------------------------------------------------------- public API
 
-    def _start(self, request: Request, route: Route, query: Query, identity: Identity) -> Response:
-        """Start a build from a definition (the public-API provisioner's way in).
-
-        There is no builder behind the reference server, so the definition decides the outcome the
-        way a real builder's would: a step that sleeps keeps the build `building`, a failing step
-        ends it `error`, anything else ends `ready`.
-        """
-        raw = request.body.read(MAX_BODY)
+    def _definition(self, request: Request) -> Any:
+        """The request body as JSON (a definition still to be checked); 415 or 400 when it is not JSON."""
+        content_type = request.headers.get("Content-Type")
+        if content_type is not None and not is_json_media_type(content_type, frozenset()):
+            raise ApiError(415, INVALID, "send the build definition as application/json", kind="media_type")
+        raw = request.body.read(MAX_DEFINITION)
         try:
-            payload: Any = json.loads(raw) if raw else None
-        except ValueError:
-            raise ApiError(400, INVALID, "request body is not valid JSON") from None
-        if not isinstance(payload, dict):
-            raise ApiError(400, INVALID, "the build definition must be a JSON object")
-        dockerfile = payload.get("dockerfile")
-        steps = " ".join(str(s) for s in payload.get("steps") or [])
-        text = (dockerfile if isinstance(dockerfile, str) else "") + " " + steps
-        if "exit 1" in text or "false" in text.split():
-            status = "error"
-        elif "sleep" in text:
-            status = "building"
-        else:
-            status = "ready"
-        build_id = self._store.create(identity.tenant.name, status)
+            return json.loads(raw.decode("utf-8")) if raw else None
+        except (ValueError, RecursionError):
+            raise ApiError(400, INVALID, "request body is not valid JSON", kind="malformed") from None
+
+    def _start(self, request: Request, route: Route, query: Query, identity: Identity) -> Response:
+        """Start a build from a definition: 202 with the new build, which the scheduler then runs."""
+        definition, problems, _ = check(self._definition(request))
+        if definition is None:
+            raise ApiError(400, INVALID, "; ".join(p.message for p in problems))
+        tenant = identity.tenant.name
+        build = scheduled_build(tenant, definition, now_ms())
+        plan = plan_json(definition, self._settings.step_seconds_cap)
+        quota = self._settings.limits.build_quota
+        build_id = self._store.create_scheduled(build, plan, quota)
+        if build_id is None:
+            retry_after = self._lifecycle.retry_after(tenant)
+            raise ApiError(429, "rate_limit_exceeded",
+                           f"the namespace already has {quota} builds waiting or building; retry when one ends",
+                           headers=(("Retry-After", str(retry_after)),))
         snapshot = self._store.snapshot(build_id)
         assert snapshot is not None
-        return json_response(202, self._rendered(snapshot)["build"])
+        created = self._rendered(snapshot)["build"]  # the build as created, before the scheduler sees it
+        self._notify()
+        return json_response(202, created)
+
+    def _validate(self, request: Request, route: Route, query: Query, identity: Identity) -> Response:
+        """Check a definition without starting anything: every problem comes back in a 200."""
+        try:
+            _, found, warnings = check(self._definition(request))
+        except ApiError as error:
+            if error.kind != "malformed":
+                raise
+            found, warnings = [Problem("invalid_json", error.message)], []  # not JSON: a problem like any other
+        problems = [problem.to_json() for problem in found]
+        return json_response(200, {"valid": not problems, "errors": problems, "warnings": warnings})
+
+    def _builds_by_ref(self, request: Request, route: Route, query: Query, identity: Identity) -> Response:
+        """The caller's builds of one template, newest first, a page at a time (history.py)."""
+        tenant = identity.tenant.name
+        namespace, name, tag = parse_ref(percent_decode(route.raw_id) or "")
+        if (namespace and namespace != tenant) or not self._store.has_template(tenant, name):
+            raise ApiError(404, "template_not_found", "template not found")
+        wanted = list_query(tenant, name, tag, query)
+        return json_response(200, page_json(self._store.builds_of(wanted), wanted, self._stamp))
 
     def _cancel(self, request: Request, route: Route, query: Query, identity: Identity) -> Response:
         faults = self._faults
@@ -132,10 +180,22 @@ class App:
         effective = self._store.cancel(build, CancelRequest(identity.caller, body.reason, body.fields))
         if effective:
             self._notify()
+        if "hang-once-then-answer" in faults and self._first_cancel(build.build_id):
+            self._stop.wait(self._settings.hang_seconds)
         if "slow-cancel-hang" in faults:
             self._await_executor(build.build_id)
         status = 202 if not effective and build.status in ("ready", "error") and "noop-cancel-202" in faults else 200
-        return self._public_snapshot(build.build_id, status)
+        since = 0
+        if "cancel-honours-offset" in faults and query.get("offset", [""])[0].isdigit():
+            since = int(query["offset"][0])
+        return self._public_snapshot(build.build_id, status, since)
+
+    def _first_cancel(self, build_id: str) -> bool:
+        """hang-once-then-answer: True for the first cancel that reaches this build, False afterwards."""
+        with self._cancelled_once_lock:
+            first = build_id not in self._cancelled_once
+            self._cancelled_once.add(build_id)
+        return first
 
     def _await_executor(self, build_id: str) -> None:
         """slow-cancel-hang: block on the executor's acknowledgement while it is outstanding.
@@ -239,7 +299,7 @@ class App:
 
     def _control_advance(self, request: Request, route: Route, query: Query, identity: Identity) -> Response:
         build = self._control_build(route, identity)
-        self._store.advance(build.build_id, identity.tenant.name)
+        self._lifecycle.advance(build.build_id, identity.tenant.name)
         self._notify()  # an advance can start a build whose cancel is pending (a fault), which then completes
         return self._control_snapshot(build.build_id)
 
@@ -251,7 +311,7 @@ class App:
 
     def _rendered(self, snapshot: Snapshot) -> dict[str, Any]:
         """The snapshot as every view writes it (serializer faults included)."""
-        return serializer_faults(render.snapshot_json(snapshot), snapshot.build, self._faults)
+        return serializer_faults(render.snapshot_json(snapshot, self._stamp), snapshot.build, self._faults)
 
     # ------------------------------------------------------------------------------ errors
 

@@ -2,7 +2,8 @@
 
 Builds made through the control API are backdated by a couple of minutes, so every duration is
 seconds long: a wrong duration (measured from the wrong instant, in the wrong unit) is then far
-outside the 1 s tolerance STATE-06 allows, instead of hiding inside it.
+outside the 1 s tolerance STATE-06 allows, instead of hiding inside it. Builds started through the
+public API live in real time; their entries are the `scheduled_*` ones, written as their steps run.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
-
-from .clock import format_ms
 
 ACTIVE = ("waiting", "building")
 TERMINAL = ("ready", "error", "cancelled")
@@ -40,6 +39,14 @@ ERROR_DETAIL: dict[str, Any] = {
     "attempt": 1,
     "max_attempts": 1,
 }
+
+
+def new_build_id() -> str:
+    return f"bld_{secrets.token_hex(10)}"
+
+
+def new_template_id() -> str:
+    return f"tpl_{secrets.token_hex(8)}"
 
 
 def caller_identity(tenant_name: str) -> str:
@@ -101,12 +108,16 @@ def start_entries(at: int) -> list[NewEntry]:
     ]
 
 
+def end_entry(at: int, runtime_defaults: dict[str, Any]) -> NewEntry:
+    return NewEntry(at, "end", "info", "build ready",
+                    {"phase": "finalize", "result_metadata": {"runtime_defaults": runtime_defaults}})
+
+
 def ready_entries(at: int) -> list[NewEntry]:
     return [
         NewEntry(at, "message", "info", "step 3/3: npm run build",
                  {"phase": "step", "step_index": 3, "total_steps": 3}),
-        NewEntry(at, "end", "info", "build ready",
-                 {"phase": "finalize", "result_metadata": {"runtime_defaults": RUNTIME_DEFAULTS}}),
+        end_entry(at, RUNTIME_DEFAULTS),
     ]
 
 
@@ -124,6 +135,40 @@ def cancelled_entry(at: int, was: str) -> NewEntry:
     return NewEntry(at, "cancelled", "info", message, {"phase": "cleanup"})
 
 
+def scheduled_start_entries(at: int, backend: str, skip_cache: bool) -> list[NewEntry]:
+    if skip_cache:
+        cache = NewEntry(at, "cache", "info", "whole-build cache bypassed (skip_cache)", {
+            "phase": "cache", "cache_kind": "final_artifact", "cache_status": "bypass",
+            "cache_reason": "whole_build_skip_cache",
+        })
+    else:
+        cache = NewEntry(at, "cache", "info", "no cached artifact for this definition", {
+            "phase": "cache", "cache_kind": "final_artifact", "cache_status": "miss",
+            "cache_reason": "missing_or_incompatible",
+        })
+    return [NewEntry(at, "start", "info", f"build started on the {backend} backend", {"phase": "vm_create"}), cache]
+
+
+def step_entry(at: int, index: int, total: int, label: str) -> NewEntry:
+    """The `message` entry of step `index` (1-based) as it starts."""
+    return NewEntry(at, "message", "info", f"step {index}/{total}: {label}", {
+        "phase": "step", "step_index": index, "total_steps": total, "attempt": 1, "max_attempts": 1,
+    })
+
+
+def step_failure(at: int, index: int, total: int, label: str, status: int) -> tuple[dict[str, Any], NewEntry]:
+    """The details an error build gains when step `index` exits with `status`, and its error entry."""
+    message = f"step {index}/{total} failed: `{label}` exited with status {status}"
+    detail = {**ERROR_DETAIL, "message": message, "step_index": index}
+    details = {"cache_summary": cache_summary(), "error": message, "error_detail": detail,
+               "failure_phase": "build_step"}
+    entry = NewEntry(at, "error", "error", message, {
+        "phase": "step", "step_index": index, "total_steps": total, "attempt": 1, "max_attempts": 1,
+        "error_detail": detail,
+    })
+    return details, entry
+
+
 # ------------------------------------------------------------------------------ status-specific data
 
 
@@ -136,7 +181,7 @@ def ready_details(finished_at: int) -> dict[str, Any]:
         "cache_summary": cache_summary(),
         "artifact_ids": [f"art_{secrets.token_hex(8)}"],
         "runtime_defaults": RUNTIME_DEFAULTS,
-        "retention_expires_at": format_ms(finished_at + RETENTION_MS),
+        "retention_expires_at": finished_at + RETENTION_MS,  # milliseconds: written by render.py
     }
 
 
@@ -156,9 +201,9 @@ def new_build(tenant_name: str, status: str, now: int) -> NewBuild:
     name = f"conformance-{secrets.token_hex(3)}"
     created = now - 120_000
     build = NewBuild(
-        build_id=f"bld_{secrets.token_hex(10)}",
+        build_id=new_build_id(),
         tenant=tenant_name,
-        template_id=f"tpl_{secrets.token_hex(8)}",
+        template_id=new_template_id(),
         name=name,
         tags=["latest", "v1"],
         status=status,

@@ -110,7 +110,7 @@ class CancelBody:
     fields: dict[str, Any] | None = None  # the body object as sent (only mass-assignment reads it)
 
 
-def _is_json_media_type(content_type: str, faults: frozenset[str]) -> bool:
+def is_json_media_type(content_type: str, faults: frozenset[str]) -> bool:
     if "json-charset-rejected" in faults:
         return content_type.strip().lower() == "application/json"
     media, _, params = content_type.partition(";")
@@ -148,7 +148,7 @@ def parse_cancel_body(request: Request, faults: frozenset[str]) -> CancelBody:
     content_type = request.headers.get("Content-Type")
     if request.body.declared_length == 0:
         return CancelBody()
-    if content_type is not None and not _is_json_media_type(content_type, faults):
+    if content_type is not None and not is_json_media_type(content_type, faults):
         if "text-plain-accepted" not in faults:
             raise ApiError(415, INVALID, "send the body as application/json", kind="media_type")
         try:

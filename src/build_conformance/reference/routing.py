@@ -22,7 +22,8 @@ WELL_FORMED_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 @dataclass(frozen=True)
 class Route:
-    name: str  # cancel | status | control.builds | control.build | control.advance | unknown
+    name: str  # start | validate | cancel | status | builds.by_ref | control.builds | control.build | control.advance
+    #            | unknown
     allowed: tuple[str, ...] = ()
     raw_id: str = ""
 
@@ -40,6 +41,12 @@ def split_target(target: str) -> tuple[str, dict[str, list[str]]]:
 def match(path: str, api_prefix: str, control_prefix: str) -> Route:
     if path == f"{api_prefix}/v1/templates/builds":
         return Route("start", ("POST",))
+    if path == f"{api_prefix}/v1/templates/validate":
+        return Route("validate", ("POST",))
+    refs_base = f"{api_prefix}/v1/templates/refs/"
+    if path.startswith(refs_base) and path.endswith("/builds") and len(path) > len(refs_base) + len("/builds"):
+        # The ref may itself contain '/' (namespace/name), encoded or not; the last segment is the sub-resource.
+        return Route("builds.by_ref", ("GET", "HEAD"), path[len(refs_base):-len("/builds")])
     api_base = f"{api_prefix}/v1/templates/builds/"
     if path.startswith(api_base):
         parts = path[len(api_base):].split("/")

@@ -1,4 +1,4 @@
-"""The reference server's lifecycle: storage, tenants, the HTTP thread and the completer thread."""
+"""The reference server's lifecycle: storage, tenants, the HTTP thread and the executor thread."""
 
 from __future__ import annotations
 
@@ -13,9 +13,13 @@ from typing import TypedDict, Unpack
 
 from .app import App, Settings
 from .auth import Tenant
-from .completer import Completer
+from .executor import Executor
 from .faults import DEFAULT_HANG_SECONDS, HANG_SECONDS_ENV, resolve
-from .store import Store
+from .latency import Latency
+from .lifecycle import Lifecycle, Limits
+from .plan import DEFAULT_STEP_CAP_S
+from .store import SCHEDULER, Store
+from .variations import resolve_variations
 from .wire import HTTPServer
 
 TENANT_NAMES = ("tenant-a", "tenant-b")
@@ -53,6 +57,19 @@ class ServerOptions(TypedDict, total=False):
     cancel_completion_delay: float
     tokens: tuple[str, str] | None
     ssl_context: ssl.SSLContext | None
+    variations: Iterable[str]
+    max_concurrent_builds: int | None
+    build_quota: int | None
+    step_seconds_cap: float
+    latency: float
+    jitter: float
+    seed: int
+
+
+def _limit(value: int | None, what: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{what} must be a positive integer or None (got {value!r})")
+    return value
 
 
 class ReferenceServer:
@@ -60,6 +77,15 @@ class ReferenceServer:
 
     Constructing it opens the store and binds the socket, so `api_url` and `tenants` are known;
     `start()` serves in daemon threads; `stop()` shuts down. Usable as a context manager.
+
+    - `faults` (faults.py) break named requirements; `variations` (variations.py) switch on
+      legitimate production behaviours the suite must not flag.
+    - Builds started through the public API run in real time: `max_concurrent_builds` running per
+      tenant (the rest stay `waiting`), `build_quota` waiting or building per tenant (further starts
+      get 429 rate_limit_exceeded with Retry-After), a `RUN sleep N` step lasting at most
+      `step_seconds_cap` seconds. Control-API builds never count against either limit.
+    - `latency` ± `jitter` seconds (seeded by `seed`) delay every response, from when its request
+      was read.
     """
 
     api_url: str
@@ -78,8 +104,20 @@ class ReferenceServer:
         cancel_completion_delay: float = 0.2,
         tokens: tuple[str, str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        variations: Iterable[str] = (),
+        max_concurrent_builds: int | None = None,
+        build_quota: int | None = None,
+        step_seconds_cap: float = DEFAULT_STEP_CAP_S,
+        latency: float = 0.0,
+        jitter: float = 0.0,
+        seed: int = 0,
     ) -> None:
         chosen = resolve(faults)
+        varied = resolve_variations(variations)
+        limits = Limits(_limit(max_concurrent_builds, "max_concurrent_builds"), _limit(build_quota, "build_quota"))
+        if not step_seconds_cap > 0:
+            raise ValueError("step_seconds_cap must be positive")
+        network = Latency(latency, jitter, seed)
         api_prefix = _prefix(api_prefix, "api_prefix")
         control_prefix = _prefix(control_prefix, "control_prefix")
         if api_prefix == control_prefix and api_prefix:
@@ -94,12 +132,15 @@ class ReferenceServer:
         self._serving: threading.Thread | None = None
         self._stopped = False
         store = Store(db_path or os.path.join(self._tempdir or "", "state.sqlite3"), chosen)
+        self._store = store
         known = tokens or tuple(store.tokens(TENANT_NAMES)[name] for name in TENANT_NAMES)
         self.tenants = (Tenant(TENANT_NAMES[0], known[0]), Tenant(TENANT_NAMES[1], known[1]))
-        self._completer = Completer(store, cancel_completion_delay, self._stop, self._record_error)
-        settings = Settings(api_prefix, control_prefix, chosen, _hang_seconds())
-        app = App(store, self.tenants, settings, notify_completer=self._completer.notify, stop=self._stop)
-        self._httpd = HTTPServer((host, port), app)
+        self.variations = varied
+        lifecycle = Lifecycle(store, chosen, varied, cancel_completion_delay, limits)
+        self._executor = Executor(lifecycle, self._stop, self._record_error)
+        settings = Settings(api_prefix, control_prefix, chosen, _hang_seconds(), varied, limits, step_seconds_cap)
+        app = App(store, lifecycle, self.tenants, settings, notify_executor=self._executor.notify, stop=self._stop)
+        self._httpd = HTTPServer((host, port), app, latency=network, variations=varied, stop=self._stop)
         if ssl_context is not None:
             # The handshake happens on the connection's own thread (first read), so one slow or
             # failing client cannot stall the accept loop.
@@ -120,9 +161,16 @@ class ReferenceServer:
         """Unexpected exceptions inside the server (answered 500): a conformant run has none."""
         return list(self._httpd.internal_errors)
 
+    def started_builds(self) -> dict[str, str]:
+        """Build id -> status of every build started through the public API (the platform's real builds,
+        which a run must not leave active)."""
+        with self._store.transaction("DEFERRED") as conn:
+            rows = conn.execute("SELECT build_id, status FROM builds WHERE driver = ?", (SCHEDULER,)).fetchall()
+        return {str(build_id): str(status) for build_id, status in rows}
+
     def start(self) -> ReferenceServer:
         if self._serving is None and not self._stopped:
-            self._completer.start()
+            self._executor.start()
             self._serving = threading.Thread(
                 target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="reference-http", daemon=True
             )
@@ -138,7 +186,7 @@ class ReferenceServer:
             self._httpd.shutdown()
             self._serving.join(5)
         self._httpd.server_close()
-        self._completer.join(5)
+        self._executor.join(5)
         if self._tempdir is not None:
             shutil.rmtree(self._tempdir, ignore_errors=True)
 
@@ -154,8 +202,8 @@ class ReferenceServer:
 def start_reference_server(**options: Unpack[ServerOptions]) -> ReferenceServer:
     """Start a reference server on loopback (port 0: any free port) and return it, already serving.
 
-    Takes the keyword arguments of `ReferenceServer`. The hang of the slow-cancel-hang and
-    huge-body-hang faults lasts BUILD_CONFORMANCE_HANG_SECONDS (default 15 s, past the suite's
-    default 10 s request timeout), read when the server starts.
+    Takes the keyword arguments of `ReferenceServer`. The hang of the slow-cancel-hang,
+    huge-body-hang and hang-once-then-answer faults lasts BUILD_CONFORMANCE_HANG_SECONDS (default
+    15 s, past the suite's default 10 s request timeout), read when the server starts.
     """
     return ReferenceServer(**options).start()

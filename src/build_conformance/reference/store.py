@@ -1,4 +1,4 @@
-"""Build state in sqlite3: tenants' tokens, builds, their log, and every transition of the lifecycle.
+"""Build state in sqlite3: tenants' tokens, builds, their log, creation, listing and the cancel request.
 
 Every write runs in a `BEGIN IMMEDIATE` transaction on its own connection, so writers are
 serialised by sqlite itself and the server needs no lock of its own. The effective cancel is a
@@ -6,7 +6,9 @@ conditional UPDATE (`... AND cancel_requested_at IS NULL AND status IN (...)`) w
 decides, inside the same transaction, whether the cancelled log entry is appended: however many
 requests race, exactly one of them applies the cancel and logs it.
 
-State-level faults (see faults.py) are applied here, where the real defects would live.
+State-level faults (see faults.py) are applied here, where the real defects would live. The
+transitions the platform makes on its own (scheduler, executor, completion of a cancel) are in
+lifecycle.py, on top of `transaction`, `find_in` and `append`.
 """
 
 from __future__ import annotations
@@ -18,20 +20,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .clock import now_ms, parse_rfc3339_ms
-from .fixtures import (
-    ACTIVE,
-    STATUSES,
-    NewEntry,
-    cancelled_entry,
-    new_build,
-    ready_details,
-    ready_entries,
-    start_entries,
-)
+from .fixtures import ACTIVE, STATUSES, NewBuild, NewEntry, cancelled_entry, new_build
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenant_tokens (tenant TEXT PRIMARY KEY, token TEXT NOT NULL);
@@ -56,7 +49,11 @@ CREATE TABLE IF NOT EXISTS builds (
     cancel_requested_at INTEGER,
     cancel_requested_by TEXT,
     cancellation_reason TEXT,
-    details TEXT NOT NULL
+    details TEXT NOT NULL,
+    driver TEXT NOT NULL DEFAULT 'control',
+    plan TEXT NOT NULL DEFAULT '{}',
+    step INTEGER,
+    step_due_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS entries (
     build_id TEXT NOT NULL,
@@ -70,10 +67,26 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 """
 
+# Columns added after the first release: a --db file written by an older server gains them on open.
+_ADDED_COLUMNS = {
+    "driver": "TEXT NOT NULL DEFAULT 'control'",
+    "plan": "TEXT NOT NULL DEFAULT '{}'",
+    "step": "INTEGER",
+    "step_due_at": "INTEGER",
+}
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS builds_by_template ON builds (tenant, name);
+CREATE INDEX IF NOT EXISTS builds_by_status ON builds (status, driver);
+"""
+
+# Who moves a build along: the control API's advance hook only, or the server's own scheduler.
+CONTROL = "control"
+SCHEDULER = "scheduler"
+
 _BUILD_COLUMNS = (
     "rowid, build_id, tenant, template_id, name, tags, status, build_backend, source_type, canonical_ref, "
     "namespace_slug, visibility, created_at, updated_at, queued_at, started_at, finished_at, duration_ms, "
-    "cancel_requested_at, cancel_requested_by, cancellation_reason, details"
+    "cancel_requested_at, cancel_requested_by, cancellation_reason, details, driver, plan, step, step_due_at"
 )
 
 _CANCELLABLE = "cancel_requested_at IS NULL AND status IN ('waiting', 'building')"
@@ -111,6 +124,10 @@ class BuildRow:
     cancel_requested_by: str | None
     cancellation_reason: str | None
     details: dict[str, Any]
+    driver: str = CONTROL
+    plan: dict[str, Any] = field(default_factory=dict)  # a scheduled build's steps and runtime defaults
+    step: int | None = None  # the step a scheduled build is running (0-based)
+    step_due_at: int | None = None  # when that step ends
 
     @property
     def cancel_pending(self) -> bool:
@@ -141,13 +158,28 @@ class CancelRequest:
     body_fields: Mapping[str, Any] | None = None  # the whole body object, read only by mass-assignment
 
 
+@dataclass(frozen=True)
+class ListQuery:
+    """Which of a tenant's builds of one template to list, newest first, and from where."""
+
+    tenant: str
+    name: str
+    limit: int
+    status: str | None = None
+    build_backend: str | None = None
+    source_type: str | None = None
+    tag: str | None = None
+    after: tuple[int, int] | None = None  # (created_at, rowid) of the last build of the previous page
+
+
 def _build_row(values: tuple[Any, ...]) -> BuildRow:
     (row_id, build_id, tenant, template_id, name, tags, status, backend, source_type, ref, slug, visibility,
-     created, updated, queued, started, finished, duration, requested_at, requested_by, reason, details) = values
+     created, updated, queued, started, finished, duration, requested_at, requested_by, reason, details,
+     driver, plan, step, step_due_at) = values
     return BuildRow(
         row_id, build_id, tenant, template_id, name, json.loads(tags), status, backend, source_type, ref, slug,
         visibility, created, updated, queued, started, finished, duration, requested_at, requested_by, reason,
-        json.loads(details),
+        json.loads(details), driver, json.loads(plan), step, step_due_at,
     )
 
 
@@ -156,24 +188,29 @@ class Store:
         self._path = path
         self._faults = faults
         self._write_lock = threading.Lock()
-        with contextlib.closing(self._connect()) as conn:
+        with contextlib.closing(self.connect()) as conn:
             # WAL lets observations read while a cancel writes; the schema is idempotent for --db reuse.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            present = {row[1] for row in conn.execute("PRAGMA table_info(builds)")}
+            for name, declaration in _ADDED_COLUMNS.items():
+                if name not in present:
+                    conn.execute(f"ALTER TABLE builds ADD COLUMN {name} {declaration}")
+            conn.executescript(_INDEXES)
 
-    def _connect(self) -> sqlite3.Connection:
+    def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, timeout=10.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
     @contextlib.contextmanager
-    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+    def transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
         # Writers of this process queue on a lock instead of in sqlite's busy handler, whose
         # backoff sleeps add up to a second under eight simultaneous cancels. Correctness does not
         # rest on the lock: BEGIN IMMEDIATE and the conditional UPDATE hold across processes too.
         lock = self._write_lock if mode == "IMMEDIATE" else contextlib.nullcontext()
         with lock:
-            conn = self._connect()
+            conn = self.connect()
             try:
                 conn.execute(f"BEGIN {mode}")
                 try:
@@ -189,7 +226,7 @@ class Store:
 
     def tokens(self, tenant_names: Iterable[str]) -> dict[str, str]:
         """Each tenant's token: created on first use, then read back, so a --db file keeps them."""
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             known = dict(conn.execute("SELECT tenant, token FROM tenant_tokens").fetchall())
             for name in tenant_names:
                 if name not in known:
@@ -201,10 +238,10 @@ class Store:
 
     def find(self, build_id: str, tenant: str | None) -> BuildRow | None:
         """The build with exactly this id, owned by `tenant` (None: owned by anyone)."""
-        with contextlib.closing(self._connect()) as conn:
-            return self._find(conn, build_id, tenant)
+        with contextlib.closing(self.connect()) as conn:
+            return self.find_in(conn, build_id, tenant)
 
-    def _find(self, conn: sqlite3.Connection, build_id: str, tenant: str | None) -> BuildRow | None:
+    def find_in(self, conn: sqlite3.Connection, build_id: str, tenant: str | None) -> BuildRow | None:
         if tenant is None:
             values = conn.execute(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE build_id = ?", (build_id,)).fetchone()
         else:
@@ -215,7 +252,7 @@ class Store:
 
     def find_by_prefix(self, build_id: str, tenant: str) -> BuildRow | None:
         """prefix-match-id: the tenant's one build whose id and `build_id` are prefixes of each other."""
-        with contextlib.closing(self._connect()) as conn:
+        with contextlib.closing(self.connect()) as conn:
             rows = conn.execute(
                 f"SELECT {_BUILD_COLUMNS} FROM builds WHERE tenant = ? AND "
                 "(substr(build_id, 1, length(?)) = ? OR substr(?, 1, length(build_id)) = build_id)",
@@ -225,8 +262,8 @@ class Store:
 
     def snapshot(self, build_id: str, since: int = 0) -> Snapshot | None:
         """The build and its entries from offset `since`, read in one transaction so they agree."""
-        with self._transaction("DEFERRED") as conn:
-            build = self._find(conn, build_id, None)
+        with self.transaction("DEFERRED") as conn:
+            build = self.find_in(conn, build_id, None)
             if build is None:
                 return None
             rows = conn.execute(
@@ -241,23 +278,81 @@ class Store:
     # -------------------------------------------------------------------------------- writes
 
     def create(self, tenant: str, status: str) -> str:
+        """A build in `status` for the control API: it moves only when the advance hook moves it."""
         build = new_build(tenant, status, now_ms())
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO builds (build_id, tenant, template_id, name, tags, status, build_backend, source_type, "
-                "canonical_ref, namespace_slug, visibility, created_at, updated_at, queued_at, started_at, "
-                "finished_at, duration_ms, cancel_requested_at, cancel_requested_by, cancellation_reason, details) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (build.build_id, build.tenant, build.template_id, build.name, json.dumps(build.tags), build.status,
-                 build.build_backend, build.source_type, build.canonical_ref, build.namespace_slug,
-                 build.visibility, build.created_at, build.updated_at, build.queued_at, build.started_at,
-                 build.finished_at, build.duration_ms, build.cancel_requested_at, build.cancel_requested_by,
-                 build.cancellation_reason, json.dumps(build.details)),
-            )
-            self._append(conn, build.build_id, build.entries)
+        with self.transaction() as conn:
+            self._insert(conn, build, CONTROL, {})
         return build.build_id
 
-    def _append(self, conn: sqlite3.Connection, build_id: str, entries: Iterable[NewEntry]) -> None:
+    def create_scheduled(self, build: NewBuild, plan: dict[str, Any], quota: int | None) -> str | None:
+        """A build the scheduler runs; None when the tenant already has `quota` active scheduled builds.
+
+        The template of the same name in the tenant keeps its template_id; counting and inserting in
+        one transaction keeps concurrent starts within the quota.
+        """
+        with self.transaction() as conn:
+            if quota is not None and self.active_scheduled(conn, build.tenant) >= quota:
+                return None
+            known = conn.execute(
+                "SELECT template_id FROM builds WHERE tenant = ? AND name = ? ORDER BY rowid LIMIT 1",
+                (build.tenant, build.name),
+            ).fetchone()
+            if known is not None:
+                build.template_id = known[0]
+            self._insert(conn, build, SCHEDULER, plan)
+        return build.build_id
+
+    def active_scheduled(self, conn: sqlite3.Connection, tenant: str, statuses: tuple[str, ...] = ACTIVE) -> int:
+        marks = ", ".join("?" for _ in statuses)
+        (count,) = conn.execute(
+            f"SELECT COUNT(*) FROM builds WHERE tenant = ? AND driver = ? AND status IN ({marks})",
+            (tenant, SCHEDULER, *statuses),
+        ).fetchone()
+        return int(count)
+
+    def _insert(self, conn: sqlite3.Connection, build: NewBuild, driver: str, plan: dict[str, Any]) -> None:
+        conn.execute(
+            "INSERT INTO builds (build_id, tenant, template_id, name, tags, status, build_backend, source_type, "
+            "canonical_ref, namespace_slug, visibility, created_at, updated_at, queued_at, started_at, "
+            "finished_at, duration_ms, cancel_requested_at, cancel_requested_by, cancellation_reason, details, "
+            "driver, plan) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (build.build_id, build.tenant, build.template_id, build.name, json.dumps(build.tags), build.status,
+             build.build_backend, build.source_type, build.canonical_ref, build.namespace_slug,
+             build.visibility, build.created_at, build.updated_at, build.queued_at, build.started_at,
+             build.finished_at, build.duration_ms, build.cancel_requested_at, build.cancel_requested_by,
+             build.cancellation_reason, json.dumps(build.details), driver, json.dumps(plan)),
+        )
+        self.append(conn, build.build_id, build.entries)
+
+    def builds_of(self, query: ListQuery) -> list[BuildRow]:
+        """The tenant's builds of template `query.name`, newest first, at most `query.limit`."""
+        conditions = ["tenant = ?", "name = ?"]
+        values: list[Any] = [query.tenant, query.name]
+        for column, value in (("status", query.status), ("build_backend", query.build_backend),
+                              ("source_type", query.source_type)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                values.append(value)
+        if query.tag is not None:
+            conditions.append("EXISTS (SELECT 1 FROM json_each(builds.tags) WHERE json_each.value = ?)")
+            values.append(query.tag)
+        if query.after is not None:
+            conditions.append("(created_at < ? OR (created_at = ? AND rowid < ?))")
+            values += [query.after[0], query.after[0], query.after[1]]
+        with contextlib.closing(self.connect()) as conn:
+            rows = conn.execute(
+                f"SELECT {_BUILD_COLUMNS} FROM builds WHERE {' AND '.join(conditions)} "
+                "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (*values, query.limit),
+            ).fetchall()
+        return [_build_row(row) for row in rows]
+
+    def has_template(self, tenant: str, name: str) -> bool:
+        with contextlib.closing(self.connect()) as conn:
+            return conn.execute("SELECT 1 FROM builds WHERE tenant = ? AND name = ? LIMIT 1",
+                                (tenant, name)).fetchone() is not None
+
+    def append(self, conn: sqlite3.Connection, build_id: str, entries: Iterable[NewEntry]) -> None:
         for entry in entries:
             conn.execute(
                 "INSERT INTO entries (build_id, seq, at, kind, level, message, extra) VALUES "
@@ -278,8 +373,8 @@ class Store:
         """Request cancellation of `build`; True only for the one call that applied it (first writer wins)."""
         if "check-then-act-race" in self._faults:
             return self._racy_cancel(build, request)
-        with self._transaction() as conn:
-            row = self._find(conn, build.build_id, build.tenant)
+        with self.transaction() as conn:
+            row = self.find_in(conn, build.build_id, build.tenant)
             if row is None:
                 return False
             now = max(now_ms(), row.updated_at)
@@ -312,7 +407,7 @@ class Store:
                 (now, requested_by, reason, finished, duration, now, row.build_id, row.tenant),
             )
         else:
-            # A running build stays `building` until its executor stops (the completer, or advance).
+            # A running build stays `building` until its executor stops (lifecycle.py, or advance).
             cursor = conn.execute(
                 "UPDATE builds SET cancel_requested_at = ?, cancel_requested_by = ?, cancellation_reason = ?, "
                 f"updated_at = ? WHERE build_id = ? AND tenant = ? AND {condition}",
@@ -327,17 +422,17 @@ class Store:
         entries = [cancelled_entry(now, row.status)]
         if "duplicate-cancelled-entries" in faults and finishes_now:
             entries.append(NewEntry(now, "cancelled", "info", "build cancelled"))
-        self._append(conn, row.build_id, entries)
+        self.append(conn, row.build_id, entries)
         return True
 
     def _noop_faults(self, conn: sqlite3.Connection, row: BuildRow, request: CancelRequest, now: int) -> None:
         faults = self._faults
+        if "noop-bumps-updated-at" in faults:
+            conn.execute("UPDATE builds SET updated_at = ? WHERE build_id = ?", (now, row.build_id))
         if row.cancel_pending:
             reason = self._stored_reason(request.reason)
             if "overwrite-reason-on-repeat" in faults and reason is not None and reason != row.cancellation_reason:
                 conn.execute("UPDATE builds SET cancellation_reason = ? WHERE build_id = ?", (reason, row.build_id))
-            if "noop-bumps-updated-at" in faults:
-                conn.execute("UPDATE builds SET updated_at = ? WHERE build_id = ?", (now, row.build_id))
         elif row.status in ("ready", "error") and "ready-gets-cancel-fields" in faults:
             conn.execute(
                 "UPDATE builds SET cancel_requested_at = ?, cancel_requested_by = ?, cancellation_reason = ? "
@@ -351,7 +446,7 @@ class Store:
         if row is None or row.status not in ACTIVE or row.cancel_requested_at is not None:
             return False
         time.sleep(_RACE_WINDOW_S)
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             return self._apply_cancel(conn, row, request, max(now_ms(), row.updated_at), racy=True)
 
     def _mass_assign(self, conn: sqlite3.Connection, build_id: str, fields: Mapping[str, Any]) -> None:
@@ -369,79 +464,3 @@ class Store:
         if assignments:
             columns = ", ".join(f"{name} = ?" for name in assignments)
             conn.execute(f"UPDATE builds SET {columns} WHERE build_id = ?", (*assignments.values(), build_id))
-
-    # ------------------------------------------------------------------------- the scheduler
-
-    def advance(self, build_id: str, tenant: str) -> bool:
-        """Move the build one step along its lifecycle (control API); False if the tenant has no such build."""
-        with self._transaction() as conn:
-            row = self._find(conn, build_id, tenant)
-            if row is None:
-                return False
-            now = max(now_ms(), row.updated_at, row.cancel_requested_at or 0)
-            # waiting-cancel-still-starts: the scheduler picks up a build cancelled while waiting.
-            restarts = row.status == "cancelled" and row.started_at is None and (
-                "waiting-cancel-still-starts" in self._faults
-            )
-            if (row.status == "waiting" and row.cancel_requested_at is None) or restarts:
-                conn.execute(
-                    "UPDATE builds SET status = 'building', started_at = ?, finished_at = NULL, duration_ms = NULL, "
-                    "updated_at = ?, details = ? WHERE build_id = ?",
-                    (now, now, json.dumps({**row.details, "cache_summary": {"layer_misses": 1}}), build_id),
-                )
-                self._append(conn, build_id, start_entries(now))
-            elif row.cancel_pending:
-                self._complete_cancellation(conn, row, now)
-            elif row.status == "building":
-                self._finish_ready(conn, row, now)
-            elif "terminal-not-absorbing" in self._faults:
-                duration = now - row.started_at if row.started_at is not None else row.duration_ms
-                conn.execute(
-                    "UPDATE builds SET finished_at = ?, duration_ms = ?, updated_at = ? WHERE build_id = ?",
-                    (now, duration, now, build_id),
-                )
-        return True
-
-    def _finish_ready(self, conn: sqlite3.Connection, row: BuildRow, now: int) -> None:
-        started = row.started_at if row.started_at is not None else now
-        conn.execute(
-            "UPDATE builds SET status = 'ready', finished_at = ?, duration_ms = ?, updated_at = ?, details = ? "
-            "WHERE build_id = ?",
-            (now, now - started, now, json.dumps({**row.details, **ready_details(now)}), row.build_id),
-        )
-        self._append(conn, row.build_id, ready_entries(now))
-
-    def _complete_cancellation(self, conn: sqlite3.Connection, row: BuildRow, now: int) -> None:
-        if "building-finishes-ready" in self._faults and row.status == "building":
-            self._finish_ready(conn, row, now)
-            return
-        origin = row.queued_at if "duration-from-queued" in self._faults else row.started_at
-        duration = now - origin if origin is not None else None
-        cursor = conn.execute(
-            "UPDATE builds SET status = 'cancelled', finished_at = ?, duration_ms = ?, updated_at = ? "
-            "WHERE build_id = ? AND status IN ('waiting', 'building') AND cancel_requested_at IS NOT NULL",
-            (now, duration, now, row.build_id),
-        )
-        if cursor.rowcount == 1 and "duplicate-cancelled-entries" in self._faults:
-            self._append(conn, row.build_id, [NewEntry(now, "cancelled", "info", "build cancelled")])
-
-    def complete_due(self, delay_ms: int) -> float | None:
-        """Complete pending cancellations older than `delay_ms`; seconds until the next one is due, if any."""
-        now = now_ms()
-        with contextlib.closing(self._connect()) as conn:
-            due = [bid for (bid,) in conn.execute(
-                "SELECT build_id FROM builds WHERE status = 'building' AND cancel_requested_at IS NOT NULL "
-                "AND cancel_requested_at <= ?", (now - delay_ms,))]
-        for build_id in due:
-            with self._transaction() as conn:
-                row = self._find(conn, build_id, None)
-                if row is not None and row.status == "building" and row.cancel_requested_at is not None:
-                    self._complete_cancellation(conn, row, max(now_ms(), row.updated_at))
-        with contextlib.closing(self._connect()) as conn:
-            (earliest,) = conn.execute(
-                "SELECT MIN(cancel_requested_at) FROM builds WHERE status = 'building' "
-                "AND cancel_requested_at IS NOT NULL"
-            ).fetchone()
-        if earliest is None:
-            return None
-        return max(0.0, (earliest + delay_ms - now_ms()) / 1000)

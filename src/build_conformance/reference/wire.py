@@ -4,35 +4,82 @@ The stdlib answers some requests itself (a malformed request line, a URI over 64
 headers) with an HTML page; `send_error` is overridden so those carry the same JSON error object
 and x-request-id as every other response. Any method name reaches the app, so an unusual method
 gets a 405 rather than the stdlib's 501.
+
+How a response travels is decided here too: the network distance (latency.py), and the clean
+variations of production HTTP (charset parameter, gzip, chunked framing, Connection: close,
+transient 503s in front of the app).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import itertools
 import socket
 import ssl
+import struct
 import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 from .app import App
-from .errors import INVALID, ApiError, internal_error, render_error
-from .messages import Request, Response, new_request_id
+from .errors import INVALID, ApiError, ResetConnection, internal_error, render_error
+from .latency import Latency
+from .messages import JSON, Request, Response, new_request_id
 from .request_body import RequestBody
+
+# transient-503: which requests a (simulated) overloaded front answers itself.
+UNAVAILABLE_EVERY = 25
+
+
+def _accepts_gzip(value: str | None) -> bool:
+    for coding in (value or "").split(","):
+        name, _, params = coding.partition(";")
+        if name.strip().lower() in ("gzip", "*"):
+            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def _chunks(payload: bytes) -> bytes:
+    """The body in chunked transfer coding: one chunk (if any) and the last, empty one."""
+    first = f"{len(payload):x}\r\n".encode() + payload + b"\r\n" if payload else b""
+    return first + b"0\r\n\r\n"
 
 
 class HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app: App) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: App, *, latency: Latency, variations: frozenset[str],
+        stop: threading.Event,
+    ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
         self.app = app
+        self.latency = latency
+        self.variations = variations
+        self.stop_event = stop
         self.internal_errors: list[BaseException] = []
         self._errors_lock = threading.Lock()
+        self._requests = itertools.count(1)
+        self._count_lock = threading.Lock()
+
+    def respond(self, request: Request) -> Response:
+        if "transient-503" in self.variations:
+            with self._count_lock:
+                number = next(self._requests)
+            if number % UNAVAILABLE_EVERY == 0:
+                # Answered in front of the app: nothing is read or changed. Every other one says when to retry.
+                retry = (("Retry-After", "1"),) if number % (2 * UNAVAILABLE_EVERY) == 0 else ()
+                error = ApiError(503, "internal_error", "the service is temporarily unavailable; retry shortly",
+                                 headers=retry)
+                return render_error(error, request.request_id, frozenset(), self.variations)
+        return self.app.handle(request)
 
     def record_error(self, error: BaseException) -> None:
         with self._errors_lock:
@@ -73,15 +120,21 @@ class Handler(BaseHTTPRequestHandler):
         return words[1] if len(words) >= 2 else self.path
 
     def _serve(self) -> None:
+        received = time.monotonic()
+        server = self._server
         request_id = new_request_id()
         body = RequestBody.from_headers(self.rfile, self.headers)
         request = Request(self.command, self._raw_target(), self.headers, body, request_id)
         try:
-            response = self._server.app.handle(request)
+            response = server.respond(request)
+        except ResetConnection:
+            self._reset()
+            return
         except Exception as exc:  # a bug in the server: answer without details, keep it for the tests
-            self._server.record_error(exc)
-            response = render_error(internal_error(), request_id, frozenset())
-        close = response.close or body.must_close()
+            server.record_error(exc)
+            response = render_error(internal_error(), request_id, frozenset(), server.variations)
+        close = response.close or body.must_close() or "connection-close" in server.variations
+        server.latency.wait(received, server.stop_event)
         self._write(response, request_id, close=close)
         if close:
             self.wfile.flush()
@@ -93,20 +146,45 @@ class Handler(BaseHTTPRequestHandler):
             except ApiError:
                 self.close_connection = True
 
+    def _reset(self) -> None:
+        """Drop the connection with a TCP reset (SO_LINGER 0), writing nothing."""
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        self.close_connection = True
+
     def _write(self, response: Response, request_id: str, *, close: bool) -> None:
+        variations = self._server.variations
+        content_type, payload = response.content_type, response.body
+        if content_type == JSON and "json-charset" in variations:
+            content_type += "; charset=utf-8"
+        # The stdlib's own errors (send_error) may come before any header was parsed.
+        headers = getattr(self, "headers", None)
+        accept = headers.get("Accept-Encoding") if headers is not None else None
+        compressed = "gzip-responses" in variations and bool(payload) and _accepts_gzip(accept)
+        if compressed:
+            payload = gzip.compress(payload)
+        chunked = "chunked-responses" in variations
         self.send_response(response.status)
         self.send_header("x-request-id", request_id)
-        if response.content_type is not None:
-            self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
+        if compressed:
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Vary", "Accept-Encoding")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-store")
         for name, value in response.headers:
             self.send_header(name, value)
         if close:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+        if self.command == "HEAD":
+            return
+        self.wfile.write(_chunks(payload) if chunked else payload)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # The stdlib's own message may quote the request line (and with it a query-string token),
@@ -114,5 +192,7 @@ class Handler(BaseHTTPRequestHandler):
         phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Bad Request"
         error = ApiError(code, "internal_error" if code >= 500 else INVALID, phrase.lower(), close=True)
         request_id = new_request_id()
-        self._write(render_error(error, request_id, frozenset()), request_id, close=True)
+        server = self._server
+        server.latency.wait(time.monotonic(), server.stop_event)
+        self._write(render_error(error, request_id, frozenset(), server.variations), request_id, close=True)
         self.close_connection = True
