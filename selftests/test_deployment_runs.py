@@ -106,7 +106,10 @@ def test_parallel_workers_give_the_same_verdicts(tmp_path: Path) -> None:
     assert serial[0] == parallel[0] == 3, serial[1] + parallel[1]
     assert statuses(serial[2]) == statuses(parallel[2])
     assert parallel[2] is not None and serial[2] is not None
-    assert parallel[2]["requests_sent"] > 0 and len(parallel[2]["ledger"]) == len(serial[2]["ledger"])
+    # Each worker preflights and keeps its own few builds ahead of need; beyond those, no test may run in
+    # both workers (a worker once ran ahead every collected test, its partner's too: twice the builds).
+    serial_builds, parallel_builds = len(serial[2]["ledger"]), len(parallel[2]["ledger"])
+    assert parallel[2]["requests_sent"] > 0 and serial_builds <= parallel_builds < 1.5 * serial_builds
 
 
 def test_connections_torn_mid_run_make_requirements_error_not_failed(tmp_path: Path) -> None:
@@ -152,25 +155,3 @@ def test_a_target_that_hangs_on_some_requests_is_judged_not_refused(tmp_path: Pa
     failure = next(r for r in results["requirements"] if r["id"] == "GEN-02")["failures"][0]
     assert "timeout" in failure["message"] and failure["evidence"]["request_line"].startswith("POST ")
     assert status["AUTH-01"] == "passed"
-
-
-def test_public_api_provisioner_reaches_what_it_can(tmp_path: Path) -> None:
-    server = start_reference_server()
-    try:
-        env = {"BUILD_CONFORMANCE_TOKEN": server.tenants[0].token,
-               "BUILD_CONFORMANCE_OTHER_TOKEN": server.tenants[1].token}
-        code, output, results = run_cli(
-            ["--base-url", server.api_url, "--provisioner", "public-api", "--", *SUBSET], env, tmp_path
-        )
-    finally:
-        server.stop()
-    assert results is not None, output
-    capabilities = results["target"]["capabilities"]
-    assert capabilities["create"] == ["building", "ready", "error"] and capabilities["observe"] is True
-    assert capabilities["advance"] is False and "scheduler" in capabilities["missing"]["advance"]
-    status = statuses(results)
-    assert not [rid for rid, s in status.items() if s in ("failed", "error")], output
-    assert status["AUTH-05"] == "passed" and status["SHAPE-02"] == "passed"
-    reasons = [reason for r in results["requirements"] for reason in r.get("not_run_reasons", [])]
-    assert any("cannot hold a build in status 'waiting'" in reason for reason in reasons), reasons
-    assert code == 3

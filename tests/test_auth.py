@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from build_conformance.harness.markers import judges, observes
+from build_conformance.harness.markers import builds, judges, observes
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.harness.unknown_ids import cancel_unknown_id
 from build_conformance.inputs import credentials as credential_probes
@@ -48,6 +48,7 @@ def expect_401_and_unchanged(
 
 @judges("AUTH-01")
 @observes(*ON_401)
+@builds(active=1)
 def test_missing_authorization_header(conformance: ConformanceRun, check: Check) -> None:
     api = conformance.api
     expect_401_and_unchanged(conformance, check, "AUTH-01", api.raw_credentials({}), "a cancel without Authorization")
@@ -56,6 +57,7 @@ def test_missing_authorization_header(conformance: ConformanceRun, check: Check)
 @judges("AUTH-02")
 @observes(*ON_401)
 @pytest.mark.parametrize("form", ["random", "truncated", "extended"])
+@builds(active=1)
 def test_unknown_bearer_token(conformance: ConformanceRun, check: Check, form: str) -> None:
     probe = {p.name: p for p in credential_probes.unknown_bearer_tokens(conformance.target.tokens["A"].reveal())}[form]
     expect_401_and_unchanged(conformance, check, "AUTH-02", credentials_of(conformance, probe),
@@ -65,6 +67,7 @@ def test_unknown_bearer_token(conformance: ConformanceRun, check: Check, form: s
 @judges("AUTH-03")
 @observes(*ON_401)
 @pytest.mark.parametrize("form", [p.name for p in credential_probes.other_credential_forms("x" * 16)])
+@builds(active=1)
 def test_credentials_in_another_form(conformance: ConformanceRun, check: Check, form: str) -> None:
     probe = {p.name: p for p in credential_probes.other_credential_forms(conformance.target.tokens["A"].reveal())}[form]
     expect_401_and_unchanged(conformance, check, "AUTH-03", credentials_of(conformance, probe),
@@ -74,6 +77,7 @@ def test_credentials_in_another_form(conformance: ConformanceRun, check: Check, 
 @judges("AUTH-04")
 @observes(*ON_401)
 @pytest.mark.parametrize("presented", ["no credentials", "an unknown Bearer token"])
+@builds(active=2)
 def test_no_existence_oracle_without_credentials(conformance: ConformanceRun, check: Check, presented: str) -> None:
     api = conformance.api
     if presented == "no credentials":
@@ -102,6 +106,7 @@ def test_no_existence_oracle_without_credentials(conformance: ConformanceRun, ch
 @judges("AUTH-05")
 @observes("AUTH-08", "ERR-02", "GEN-03")
 @pytest.mark.parametrize("status", BUILD_STATUSES)
+@builds(from_param="status")
 def test_other_tenant_gets_not_found(conformance: ConformanceRun, check: Check, status: str) -> None:
     api = conformance.api
     build = conformance.provision(status, "A")
@@ -123,6 +128,7 @@ def test_other_tenant_gets_not_found(conformance: ConformanceRun, check: Check, 
 @judges("AUTH-07")
 @observes("GEN-03")
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER"])
+@builds(active=1)
 def test_scheme_is_case_insensitive(conformance: ConformanceRun, check: Check, scheme: str) -> None:
     api = conformance.api
     build = conformance.provision(ANY_ACTIVE)
@@ -137,6 +143,7 @@ def test_scheme_is_case_insensitive(conformance: ConformanceRun, check: Check, s
 
 
 @observes("AUTH-08", "AUTH-06", "ERR-02", "GEN-03")
+@builds(active=1)
 def test_no_credential_echo(conformance: ConformanceRun, check: Check) -> None:
     """Long random credentials in every place a credential can be presented; the response checks
     scan each response (body and headers) for every one of them."""
@@ -160,6 +167,7 @@ def test_no_credential_echo(conformance: ConformanceRun, check: Check) -> None:
 
 @judges("AUTH-09")
 @observes(*ON_401)
+@builds(active=1)
 def test_query_token_does_not_authenticate(conformance: ConformanceRun, check: Check) -> None:
     api = conformance.api
     token = conformance.target.tokens["A"].reveal()

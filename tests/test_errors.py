@@ -8,7 +8,7 @@ not reached.
 
 from __future__ import annotations
 
-from build_conformance.harness.markers import observes
+from build_conformance.harness.markers import builds, observes
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.judging.check import Check
 from build_conformance.provisioning.protocol import ANY_ACTIVE
@@ -17,6 +17,7 @@ ERROR_IDS = ("ERR-01", "ERR-02", "ERR-03", "ERR-05", "AUTH-06", "CLIENT-01", "GE
 
 
 @observes(*ERROR_IDS)
+@builds(active=1)
 def test_unauthenticated_error_body(conformance: ConformanceRun, check: Check) -> None:
     api = conformance.api
     build = conformance.provision(ANY_ACTIVE)
@@ -33,6 +34,7 @@ def test_not_found_error_body(conformance: ConformanceRun, check: Check) -> None
 
 
 @observes("ERR-04", "ERR-03", "ERR-05")
+@builds(active=1)
 def test_other_4xx_carry_the_error_object(conformance: ConformanceRun, check: Check) -> None:
     build = conformance.provision(ANY_ACTIVE)
     api = conformance.api

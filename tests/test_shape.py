@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from build_conformance.harness.markers import judges, observes
+from build_conformance.harness.markers import builds, judges, observes
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.judging.check import Check
 from build_conformance.provisioning.protocol import BUILD_STATUSES
@@ -22,6 +22,7 @@ RESPONSE_IDS = (
 @judges("SHAPE-06")
 @observes(*RESPONSE_IDS)
 @pytest.mark.parametrize("status", BUILD_STATUSES)
+@builds(from_param="status")
 def test_cancel_response_shape(conformance: ConformanceRun, check: Check, status: str) -> None:
     build = conformance.provision(status)
     exchange = conformance.api.cancel(build.build_id, template_id=build.template_id, label=f"cancel {status} build")
@@ -40,6 +41,7 @@ def test_cancel_response_shape(conformance: ConformanceRun, check: Check, status
 @judges("LOG-02")
 @observes("SHAPE-05")
 @pytest.mark.parametrize("status", ["waiting", "building"])
+@builds(from_param="status")
 def test_next_offset_never_decreases(conformance: ConformanceRun, check: Check, status: str) -> None:
     build = conformance.provision(status)
     first = conformance.api.cancel(build.build_id, template_id=build.template_id, label="first cancel")

@@ -38,7 +38,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from build_conformance.harness.markers import heavy, judges, observes
+from build_conformance.harness.markers import builds, heavy, judges, observes
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.inputs import bodies
 from build_conformance.inputs.bodies import Body
@@ -94,6 +94,9 @@ def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBas
     capabilities = conformance.capabilities
     statuses = [s for s in BUILD_STATUSES if capabilities is None or s in capabilities.statuses] or ["building"]
     can_advance = capabilities is None or capabilities.advance
+    # Real builds (public API) hold a platform's concurrency slots: fewer of them at once in one program.
+    real_builds = getattr(conformance.provisioner.inner, "releases_builds", False)
+    max_builds = 2 if real_builds else MAX_BUILDS
     # Once a pending cancellation failed to complete (recorded as a failure, once), replays while shrinking
     # record nothing new about it; the run's own settle waits are already shortened by then.
     stuck: list[str] = []
@@ -159,9 +162,14 @@ def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBas
         def first_build(self, status: str) -> ProvisionedBuild:
             return self.provision(status)
 
-        @precondition(lambda self: len(self.models) < MAX_BUILDS)
+        @precondition(lambda self: len(self.models) < max_builds)
         @rule(target=builds, status=st.sampled_from(statuses))
         def provision(self, status: str) -> ProvisionedBuild:
+            if real_builds and status == "building" and any(
+                    m.status == "waiting" and not m.pending for m in self.models.values()):
+                # A waiting build shows the platform is at capacity (the program's own builds fill it): a
+                # new build would wait too, never run. Ask for what the platform would give.
+                status = "waiting"
             build = conformance.provision(status)
             self.models[build.build_id] = BuildModel(build.build_id, status)
             self.provisioned[build.build_id] = build
@@ -256,11 +264,14 @@ def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBas
                 )
 
         def teardown(self) -> None:
-            if self.broken:
-                return  # the example already failed; settling its builds would only cost time
-            for build in self.provisioned.values():
-                self._stable(build)
-            self.lifecycle_holds()
+            try:
+                if self.broken:
+                    return  # the example already failed; settling its builds would only cost time
+                for build in self.provisioned.values():
+                    self._stable(build)
+                self.lifecycle_holds()
+            finally:
+                conformance.release("", self.provisioned.values())  # real builds do not outlive the example
 
     return CancelLifecycle
 
@@ -268,6 +279,7 @@ def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBas
 @heavy
 @judges(*MACHINE_JUDGED)
 @observes(*MACHINE_IDS)
+@builds(per_example=EXAMPLES, active=2, ready=1, error=1, cancelled=1)
 def test_cancel_lifecycle_state_machine(conformance: ConformanceRun, check: Check) -> None:
     """The machine's examples run as independently seeded parts, side by side (each part a machine of its
     own). A violation that does not reproduce on replay (Hypothesis' Flaky) is inconclusive: the harness
@@ -331,8 +343,9 @@ SCENARIOS: dict[str, list[Step]] = {
         )],
     ],
     "rejected cancels leave builds untouched, an owner's cancel still works": [
-        ("provision", {"status": "waiting"}),
+        # Running first: on a real platform, a build asked for after one that waits would wait too.
         ("provision", {"status": "building"}),
+        ("provision", {"status": "waiting"}),
         *[("cancel_rejected", {"build": index, "rejection": rejection})
           for index in range(2) for rejection in (OTHER_TENANT, NO_CREDENTIALS, INVALID)],
         ("cancel_as_owner", {"build": 0, "reason": "scenario: after rejections"}),
@@ -351,6 +364,7 @@ def _describe(steps: list[Step]) -> str:
 @judges(*MACHINE_JUDGED)
 @observes(*MACHINE_IDS)
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
+@builds(active=1, ready=1, error=1, cancelled=1)
 def test_lifecycle_scenario(conformance: ConformanceRun, check: Check, scenario: str) -> None:
     steps = SCENARIOS[scenario]
     machine: Any = lifecycle_machine(conformance, check)()

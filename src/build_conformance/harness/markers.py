@@ -40,14 +40,16 @@ def observes(*requirement_ids: str) -> Callable[[F], F]:
 BUILDS_MARKER = "builds"
 
 
-def builds(per_example: int | None = None, from_param: str | None = None, **kinds: int) -> Callable[[F], F]:
+def builds(per_example: int | None = None, from_param: str | None = None, from_param_count: int = 1,
+           **kinds: int) -> Callable[[F], F]:
     """How many builds a test starts, by the status it asks for (`active` for any active build), so a run
     against a real platform can print its estimate before it starts any. `from_param`: the test's parameter
-    that names the status of its one build; `per_example`: the counts are per generated example of a
-    property with this many examples under the standard profile."""
+    that names the status of its builds (`from_param_count` of them); `per_example`: the counts are per
+    generated example of a property with this many examples under the standard profile."""
 
     def mark(test: F) -> F:
-        return getattr(pytest.mark, BUILDS_MARKER)(per_example=per_example, from_param=from_param, **kinds)(test)
+        return getattr(pytest.mark, BUILDS_MARKER)(per_example=per_example, from_param=from_param,
+                                                   from_param_count=from_param_count, **kinds)(test)
 
     return mark
 

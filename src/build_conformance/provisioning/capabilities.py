@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +53,14 @@ class RecordingProvisioner:
         self.ledger = ledger
         self.capabilities: Capabilities | None = None
         self.pool: BuildPool | None = None
+        # Where to note what a test's observations rely on (the run's recorder).
+        self.notes: Callable[[str, str], None] | None = None
+        self._lock = threading.Lock()
+        self._by_test: dict[str, list[ProvisionedBuild]] = {}
+        self._companions: dict[str, tuple[ProvisionedBuild, ...]] = {}  # by the build they keep waiting
+        self.probe_builds: list[ProvisionedBuild] = []  # real builds made to find the capabilities
+        # How to give a real build (and its companions) back at once: the run's cleanup cancels them.
+        self.release: Callable[[ProvisionedBuild], None] | None = None
 
     def active_status(self) -> str:
         """The active status this provisioner makes for a test that needs *some* active build."""
@@ -62,6 +72,10 @@ class RecordingProvisioner:
         return chosen
 
     def create(self, status: str, tenant: str = "A") -> ProvisionedBuild:
+        create_active = getattr(self.inner, "create_active", None)
+        if status == ANY_ACTIVE and create_active is not None:
+            # A provisioner that can say "active" itself (a real build, waiting or running) does it at once.
+            return self._handed_out(self._entered(create_active(tenant)))
         if status == ANY_ACTIVE:
             status = self.active_status()
         if self.capabilities is not None and status not in self.capabilities.statuses:
@@ -70,12 +84,45 @@ class RecordingProvisioner:
         build = self.pool.take(status, tenant) if self.pool is not None else None
         if build is None:
             build = self.make(status, tenant)
-        return dataclasses.replace(build, test=CURRENT_TEST.get())
+        return self._handed_out(build)
+
+    def _handed_out(self, build: ProvisionedBuild) -> ProvisionedBuild:
+        """The build as the asking test gets it: attributed to it, noted, remembered for its release."""
+        test = CURRENT_TEST.get()
+        if build.made_by is not None and self.notes is not None:
+            self.notes(test, f"relies on a build {build.made_by}")
+        build = dataclasses.replace(build, test=test)
+        with self._lock:
+            self._by_test.setdefault(test, []).append(build)
+            if build.companions:
+                self._companions[build.build_id] = build.companions
+        return build
+
+    def companions_done(self, build_id: str) -> tuple[ProvisionedBuild, ...]:
+        """The builds that kept `build_id` waiting, once it no longer needs them (its cancel was accepted);
+        each set is handed back once."""
+        with self._lock:
+            return self._companions.pop(build_id, ())
+
+    def builds_of(self, test: str) -> list[ProvisionedBuild]:
+        """The builds handed to `test` (and forgets them: a test releases its builds once)."""
+        with self._lock:
+            return self._by_test.pop(test, [])
 
     def make(self, status: str, tenant: str) -> ProvisionedBuild:
-        """A new build from the deployment (the pool makes its builds here too), entered in the ledger."""
-        build = self.inner.create(status, tenant)
-        self.ledger.add(build)
+        """A new build from the deployment (the pool makes its builds here too), entered in the ledger with
+        any builds started only to get it."""
+        try:
+            build = self.inner.create(status, tenant)
+        except ProvisioningError as failure:
+            for started in getattr(failure, "builds", ()):
+                self.ledger.add(started)
+            raise
+        return self._entered(build)
+
+    def _entered(self, build: ProvisionedBuild) -> ProvisionedBuild:
+        for started in (*build.companions, build):
+            self.ledger.add(started)
         return build
 
     def observe(self, build_id: str, tenant: str = "A") -> Snapshot | None:
@@ -91,13 +138,20 @@ class RecordingProvisioner:
         """Try each hook once (as tenant A); what fails is recorded as missing with its reason."""
         found = Capabilities()
         created: dict[str, ProvisionedBuild] = {}
-        for status in BUILD_STATUSES:
+        real = getattr(self.inner, "releases_builds", False)
+        # Real builds hold a platform's concurrency slots: each is released as soon as it has shown what it
+        # can be (the first stays for the observe probe), and `waiting` (which needs its slots held) goes last.
+        order = [s for s in BUILD_STATUSES if s != "waiting"] + ["waiting"] if real else list(BUILD_STATUSES)
+        for status in order:
             try:
                 created[status] = self.make(status, "A")
             except ProvisioningError as exc:
                 found.reasons[f"create {status}"] = str(exc)
+                self.probe_builds += getattr(exc, "builds", [])
                 continue
             found.statuses.add(status)
+            if real and self.release is not None and len(created) > 1:
+                self.release(created[status])
         if not created:
             found.reasons["observe"] = found.reasons["advance"] = "no build could be created to try it on"
             self.capabilities = found
@@ -126,7 +180,9 @@ class RecordingProvisioner:
             except ProvisioningError as exc:
                 found.reasons["advance"] = str(exc)
         self.capabilities = found
-        if self.pool is not None:
+        if getattr(self.inner, "releases_builds", False):
+            self.probe_builds += created.values()  # real builds: the caller releases them, not a pool
+        elif self.pool is not None:
             # The builds made to find out are fresh builds a test can use, unless the probe moved them on.
             for build in created.values():
                 if build is not advanced:

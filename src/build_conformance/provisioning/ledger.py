@@ -26,4 +26,5 @@ class Ledger:
 
     def as_list(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [{"build_id": b.build_id, "tenant": b.tenant, "status": b.status} for b in self.builds]
+            return [{"build_id": b.build_id, "tenant": b.tenant, "status": b.status,
+                     **({"made_by": b.made_by} if b.made_by else {})} for b in self.builds]

@@ -77,6 +77,8 @@ class ProvisionedBuild:
     # `cancelled` build is cancelled through it), so results can say which observations rely on it.
     made_by: str | None = None
     test: str = ""  # the conformance test that asked for it
+    # Builds started only to get this one (running builds that keep it waiting): released with it.
+    companions: tuple[ProvisionedBuild, ...] = ()
 
 
 class Provisioner(Protocol):

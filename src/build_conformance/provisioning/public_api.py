@@ -19,6 +19,7 @@ entry says so, and so do the results of the requirements that relied on it.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ VALIDATE_PATH = "/v1/templates/validate"
 ACTIVE_HOLD_SECONDS = 900
 START_ATTEMPTS = 3  # starts that got no clear answer and, looked up, had started nothing
 WAITING_ATTEMPTS = 3  # starts tried to catch a build while it waits for a slot
+HELD_WAITING_SECONDS = 1.0  # a build that stays waiting this long is held by a concurrency limit
 MADE_BY_CANCEL_ENDPOINT = "cancelled through the cancel endpoint under test"
 # Answer codes that mean "no more builds now" (matched case-insensitively, as platforms spell them).
 STOP_WORDS = ("quota", "capacity", "rate_limit")
@@ -85,6 +87,8 @@ class _Log:
 class PublicApiProvisioner:
     # An active build is a running one here: holding one `waiting` costs extra builds, if it works at all.
     active_preference = ("building", "waiting")
+    # Its builds cost money and capacity: each test's still-active builds are cancelled when it ends.
+    releases_builds = True
 
     def __init__(self, context: ProvisionerContext) -> None:
         self._context = context
@@ -92,8 +96,9 @@ class PublicApiProvisioner:
         self._definitions = definitions(context.run_marker)
         self._lock = threading.Lock()
         self._logs: dict[str, _Log] = {}
-        self._known: set[str] = set()  # every build this provisioner started or adopted
-        self._spares: list[ProvisionedBuild] = []  # running builds left over from catching a waiting one
+        # Every build this provisioner started or adopted, with its tenant: from the moment the platform
+        # named it, so a run interrupted while it waits for the build still cleans it up.
+        self._known: dict[str, str] = {}
         self.ambiguous_starts: list[str] = []  # starts that may have created a build nobody could look up
 
     @classmethod
@@ -110,11 +115,17 @@ class PublicApiProvisioner:
 
     # ------------------------------------------------------------------------------------- create
 
+    def create_active(self, tenant: str = "A") -> ProvisionedBuild:
+        """Some active build, at once: started, and waiting for a slot or already running, whichever it is."""
+        build_id = self._start("active", tenant)
+        snapshot = self._observe_required(build_id, tenant)
+        if snapshot.status not in ("waiting", "building"):
+            raise ProvisioningError(f"a build started to stay active is already {snapshot.status!r}")
+        return self._provisioned(build_id, tenant, str(snapshot.status), snapshot)
+
     def create(self, status: str, tenant: str = "A") -> ProvisionedBuild:
         if status == "waiting":
             return self._create_waiting(tenant)
-        if status in ("building",) and (spare := self._spare(tenant)) is not None:
-            return spare
         kind = KIND_OF.get(status)
         if kind is None:
             raise CapabilityMissing(f"the public API cannot make a {status!r} build")
@@ -129,24 +140,25 @@ class PublicApiProvisioner:
         return self._provisioned(build_id, tenant, status, snapshot)
 
     def _create_waiting(self, tenant: str) -> ProvisionedBuild:
-        """Start builds until one waits for a slot (the platform queues beyond a concurrency limit)."""
+        """Start builds until one waits for a slot (the platform queues builds beyond a concurrency limit).
+
+        The running builds in front of it are its companions: they keep it waiting, and are released (cancelled)
+        with it. A build that waits only for a moment is not held: it has to stay waiting for a while.
+        """
+        companions: list[ProvisionedBuild] = []
         for _ in range(WAITING_ATTEMPTS):
             build_id = self._start("active", tenant)
-            snapshot = self._observe_required(build_id, tenant)
-            if snapshot.status == "waiting":
-                return self._provisioned(build_id, tenant, "waiting", snapshot)
-            if snapshot.status == "building":
-                with self._lock:
-                    self._spares.append(self._provisioned(build_id, tenant, "building", snapshot))
-        raise CapabilityMissing("the platform starts builds at once: a waiting build cannot be held through the "
-                                f"public API ({WAITING_ATTEMPTS} starts were all running immediately)")
-
-    def _spare(self, tenant: str) -> ProvisionedBuild | None:
-        with self._lock:
-            for index, build in enumerate(self._spares):
-                if build.tenant == tenant:
-                    return self._spares.pop(index)
-        return None
+            snapshot, _ = poll(lambda b=build_id: self._observe_required(b, tenant),  # type: ignore[misc]
+                               lambda s: s.status != "waiting", HELD_WAITING_SECONDS)
+            if snapshot is not None and snapshot.status == "waiting":
+                build = self._provisioned(build_id, tenant, "waiting", snapshot)
+                return dataclasses.replace(build, companions=tuple(companions))
+            companions.append(self._provisioned(build_id, tenant, "building", snapshot) if snapshot else
+                              ProvisionedBuild(build_id, tenant, "building", None))
+        missing = CapabilityMissing("the platform starts builds at once: a waiting build cannot be held through the "
+                                    f"public API ({WAITING_ATTEMPTS} starts were all running at once)")
+        missing.builds = companions  # type: ignore[attr-defined]
+        raise missing
 
     def _provisioned(self, build_id: str, tenant: str, status: str, snapshot: Snapshot,
                      made_by: str | None = None) -> ProvisionedBuild:
@@ -190,7 +202,7 @@ class PublicApiProvisioner:
             exchange = self._send("POST", START_PATH, tenant, definition, idempotent=False)
             build_id = _build_id(exchange) if exchange.status in (200, 201, 202) else None
             if build_id is not None:
-                return self._remember(build_id)
+                return self._remember(build_id, tenant)
             if _stops_provisioning(exchange):
                 budget.stop(f"the platform refused more builds: {exchange.describe()} ({_code(exchange)})")
                 raise ProvisioningStopped(budget.stopped or "provisioning stopped")
@@ -200,15 +212,20 @@ class PublicApiProvisioner:
             # No clear answer (timeout, dropped connection, 5xx, 503): did the build start anyway?
             adopted = self._look_up_new(definition["name"], tenant)
             if adopted is not None:
-                return self._remember(adopted)
+                return self._remember(adopted, tenant)
             time.sleep(_retry_after(exchange))
         raise ProvisioningError(f"the platform did not start a {kind} build ({START_ATTEMPTS} unclear answers, "
                                 "none of which had started one)")
 
-    def _remember(self, build_id: str) -> str:
+    def _remember(self, build_id: str, tenant: str) -> str:
         with self._lock:
-            self._known.add(build_id)
+            self._known[build_id] = tenant
         return build_id
+
+    def started_builds(self) -> list[ProvisionedBuild]:
+        """Every build this provisioner started, as possibly still active (the cleanup's safety net)."""
+        with self._lock:
+            return [ProvisionedBuild(build_id, tenant, "building", None) for build_id, tenant in self._known.items()]
 
     def _look_up_new(self, name: str, tenant: str) -> str | None:
         """A build of the run's template `name` that this provisioner does not know yet, if one started."""
