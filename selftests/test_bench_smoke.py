@@ -1,6 +1,6 @@
-"""bench/run_bench.py on canned data: option parsing, judging and the table, never a real benchmark.
+"""bench/run_bench.py on canned data: option parsing, output parsing, judging and the tables, never a real benchmark.
 
-Performance goals live in the benchmark script (its targets column), not in timed tests.
+Performance goals live in the benchmark script (its TARGETS), not in timed tests.
 """
 
 from __future__ import annotations
@@ -32,37 +32,92 @@ def _plan(bench: ModuleType, *argv: str) -> Any:
     return bench.make_plan(bench.build_parser().parse_args(list(argv)), FAULT_NAMES)
 
 
-def test_defaults_run_every_profile_and_fault(bench: ModuleType) -> None:
+def test_defaults_measure_every_profile_at_every_latency(bench: ModuleType) -> None:
     plan = _plan(bench)
-    assert plan.profiles == plan.fault_profiles == ("quick", "standard", "certify")
-    assert plan.faults == tuple(sorted(FAULT_NAMES))
-    assert (plan.repeat, plan.fault_repeat, plan.schemathesis) == (3, 1, True)
+    assert plan.profiles == ("quick", "standard", "certify")
+    assert plan.latencies == (0.0, 20.0, 40.0, 100.0) and plan.embedded and plan.jitter_ms == 0.0
+    assert plan.fault_profiles == ("standard",) and plan.faults == tuple(sorted(FAULT_NAMES))
+    assert plan.concurrency_sweep == (1, 4, 8, 16) and plan.concurrency_latency_ms == 40.0
+    assert (plan.repeat, plan.fault_repeat, plan.schemathesis, plan.fault_limit_s) == (3, 1, True, 120.0)
 
 
 def test_selection_flags(bench: ModuleType) -> None:
     plan = _plan(bench, "--profiles", "standard", "--fault-profiles", "", "--faults", "wrong-codes",
-                 "--no-schemathesis", "--no-load-test", "--repeat", "2")
+                 "--no-schemathesis", "--no-load-test", "--repeat", "2", "--latencies", "40,100",
+                 "--concurrency-sweep", "none", "--no-embedded", "--jitter", "5")
     assert plan.profiles == ("standard",) and plan.fault_profiles == ()
     assert plan.faults == ("wrong-codes",) and not plan.schemathesis and plan.load_threads == ()
-    assert plan.repeat == 2
+    assert plan.repeat == 2 and plan.latencies == (40.0, 100.0) and plan.concurrency_sweep == ()
+    assert not plan.embedded and plan.jitter_ms == 5.0
+    assert plan.recheck and not _plan(bench, "--no-recheck").recheck
 
 
 def test_quick_bench_is_small(bench: ModuleType) -> None:
     plan = _plan(bench, "--quick-bench")
     assert plan.profiles == ("quick",) and plan.repeat == 1 and plan.max_examples == 20
+    assert plan.latencies == (0.0, 40.0) and plan.concurrency_sweep == (4, 8) and plan.concurrency_profile == "quick"
     assert plan.faults == ("unknown-id-410",)  # the canned fault list holds one of the smoke faults
-    assert plan.max_load is None
+    assert plan.max_load is None and plan.max_wait_total == 0.0
 
 
-@pytest.mark.parametrize("argv", [["--profiles", "slow"], ["--faults", "no-such-fault"], ["--repeat", "0"]])
+@pytest.mark.parametrize("argv", [["--profiles", "slow"], ["--faults", "no-such-fault"], ["--repeat", "0"],
+                                  ["--latencies", "far"], ["--latencies", "-5"], ["--concurrency-sweep", "0"]])
 def test_bad_values_are_refused(bench: ModuleType, argv: list[str]) -> None:
     with pytest.raises(ValueError):
         _plan(bench, *argv)
 
 
-def _suite(tool: str, fault: str | None, wall: float, caught: bool = True) -> dict[str, Any]:
-    record: dict[str, Any] = {"tool": tool, "fault": fault, "wall_s": wall, "requests": 1000, "verdict": "conformant",
-                              "problem": None}
+def test_suite_command_is_a_plain_run_with_tokens_kept_out(bench: ModuleType) -> None:
+    argv = bench.suite_command("standard", seed=7, report_dir=Path("r"), api_url="http://h:1",
+                               control_url="http://h:1/_control", concurrency=4, durations=8)
+    assert argv[1:4] == ["-m", "build_conformance.cli", "run"]
+    assert argv[argv.index("--base-url") + 1] == "http://h:1" and argv[argv.index("--concurrency") + 1] == "4"
+    assert argv[-2:] == ["--", "--durations=8"]
+    assert not any("token" in a.lower() or "rate-limit" in a for a in argv)
+    embedded = bench.suite_command("quick", seed=7, report_dir=Path("r"), fault="bad-enum")
+    assert "--base-url" not in embedded and embedded[embedded.index("--fault") + 1] == "bad-enum"
+    assert "--settle-timeout" in embedded and "--request-timeout" not in embedded  # selfcheck's bounds for faults
+    hanging = bench.suite_command("quick", seed=7, report_dir=Path("r"), fault="slow-cancel-hang")
+    assert "--request-timeout" in hanging  # a fault that stalls gets a short request timeout too
+
+
+OUTPUT = """\
+  [ 22/104]    6.4s  AUTH               test_auth.py              22 tests  22 passed
+  [104/104]    8.5s  STATE +AUTH,BODY…  test_state_machine.py      6 tests  6 passed
+
+seed 1 (replay the same inputs with --seed 1)
+1132 requests, 102/s effective (limit 400/s at the end, adaptive); 165 builds started
+============================= slowest 2 durations =============================
+5.08s call     test_auth.py::test_missing_authorization_header
+0.34s setup    test_path.py::test_x[a b]
+CONFORMANT · 52 requirements: 52 passed · 104 tests in 10.2s
+"""
+
+
+def test_facts_from_a_runs_output_and_results(bench: ModuleType) -> None:
+    facts = bench.parse_suite_output(OUTPUT)
+    assert facts["suite_s"] == 10.2
+    assert facts["rate_line"].startswith("1132 requests, 102/s effective")
+    assert facts["files_done_s"] == {"test_auth.py": 6.4, "test_state_machine.py": 8.5}
+    assert facts["slowest_tests"][0] == {"test": "test_auth.py::test_missing_authorization_header", "phase": "call",
+                                         "s": 5.08}
+    assert facts["slowest_tests"][1]["test"] == "test_path.py::test_x[a b]"
+    results = {"requests_sent": 1132, "rate": {"effective_per_s": 102.4, "backoffs": 0, "final_limit_per_s": 400.0},
+               "requirements": [{"id": "A-1", "duration_s": 3.0, "requests": 10},
+                                {"id": "B-1", "duration_s": 1.0, "requests": 90}]}
+    cost = bench.results_facts(results, top=1)
+    assert cost["requests"] == 1132 and cost["rate"]["effective_per_s"] == 102.4
+    assert cost["slowest_requirements"][0]["id"] == "A-1" and cost["busiest_requirements"][0]["id"] == "B-1"
+    assert bench.parse_suite_output("")["suite_s"] is None
+
+
+def _suite(tool: str, fault: str | None, wall: float, *, target: str = "embedded", latency: float = 0.0,
+           caught: bool = True, concurrency: int = 8) -> dict[str, Any]:
+    record: dict[str, Any] = {"tool": tool, "fault": fault, "target": target, "latency_ms": latency,
+                              "concurrency": concurrency, "wall_s": wall, "suite_s": wall - 2.0, "requests": 1000,
+                              "rate": {"effective_per_s": 100.0, "backoffs": 0}, "verdict": "conformant",
+                              "problem": None, "load_before": 0.5,
+                              "slowest_tests": [{"test": "test_auth.py::t", "phase": "call", "s": 1.5}]}
     if fault:
         record.update(caught=caught, verdict="non-conformant")
     else:
@@ -70,21 +125,27 @@ def _suite(tool: str, fault: str | None, wall: float, caught: bool = True) -> di
     return record
 
 
-def _st(fault: str | None, wall: float, signatures: list[str]) -> dict[str, Any]:
-    return {"tool": "schemathesis", "fault": fault, "wall_s": wall, "requests": 120, "failed": True,
-            "signatures": signatures, "problem": None}
+def _st(fault: str | None, wall: float, signatures: list[str], latency: float = 0.0) -> dict[str, Any]:
+    return {"tool": "schemathesis", "fault": fault, "target": "external", "latency_ms": latency, "wall_s": wall,
+            "requests": 120, "failed": True, "signatures": signatures, "problem": None, "load_before": 0.5}
 
 
 def canned() -> dict[str, Any]:
-    clean_st = [_st(None, 2.0, ["status_code_conformance:ST103:400"]) for _ in range(3)]
+    st400 = ["status_code_conformance:ST103:400"]
+    clean = [_suite("standard", None, w) for w in (12.0, 10.0, 11.0)]
+    clean += [_suite("standard", None, w, target="external", latency=0.0) for w in (9.0, 9.5, 9.0)]
+    clean += [_suite("standard", None, w, target="external", latency=40.0) for w in (24.0, 22.0, 30.0)]
+    clean += [_st(None, 2.0, st400) for _ in range(3)] + [_st(None, 8.0, st400, 40.0) for _ in range(3)]
     return {
-        "settings": {"repeat": 3, "fault_repeat": 1, "jobs": 2, "seed": 1, "max_examples": 100},
+        "settings": {"repeat": 3, "fault_repeat": 1, "jobs": 2, "seed": 1, "max_examples": 100, "fault_limit_s": 120},
         "machine": {"cpus": 2, "python": "3.11", "load_start": 0.4, "load_end": 0.9},
-        "clean_runs": [_suite("standard", None, w) for w in (12.0, 10.0, 11.0)] + clean_st,
+        "clean_runs": clean,
+        "concurrency_runs": [_suite("standard", None, w, target="external", latency=40.0, concurrency=c)
+                             for c, w in ((1, 90.0), (8, 22.0))],
         "fault_runs": [
-            _suite("standard", "bad-enum", 30.0), _suite("standard", "unknown-id-410", 30.0, caught=False),
-            _st("bad-enum", 3.0, ["status_code_conformance:ST103:400"]),
-            _st("unknown-id-410", 3.0, ["status_code_conformance:ST103:400", "status_code_conformance:ST103:410"]),
+            _suite("standard", "bad-enum", 30.0), _suite("standard", "unknown-id-410", 150.0, caught=False),
+            _st("bad-enum", 3.0, st400),
+            _st("unknown-id-410", 3.0, [*st400, "status_code_conformance:ST103:410"]),
         ],
         "load_test": [{"server": "reference", "threads": 8, "requests": 2400, "errors": 0, "elapsed_s": 4.0,
                        "rps": 600.0, "p50_ms": 10.0, "p95_ms": 20.0, "p99_ms": 30.0},
@@ -102,31 +163,73 @@ def test_schemathesis_catches_only_new_failure_signatures(bench: ModuleType) -> 
     assert faults[1]["new_signatures"] == ["status_code_conformance:ST103:410"]
 
 
-def test_summary_and_table(bench: ModuleType) -> None:
+def test_summary_curve_targets_faults_and_concurrency(bench: ModuleType) -> None:
     results = canned()
     bench.judge_schemathesis([r for r in results["fault_runs"] if r["tool"] == "schemathesis"],
                              [r for r in results["clean_runs"] if r["tool"] == "schemathesis"])
-    rows = {row["profile"] or row["tool"]: row for row in bench.summarise(results)}
-    standard = rows["standard"]
-    assert standard["clean_wall_median_s"] == 11.0 and standard["target_met"]
-    assert (standard["faults_caught"], standard["faults_total"]) == (1, 2)
-    assert standard["faults_missed"] == ["unknown-id-410"]
-    assert standard["caught_per_minute"] == 1.0  # one fault in 60 s of fault runs
-    assert standard["time_vs_schemathesis"] == 5.5
-    assert rows["schemathesis"]["faults_caught"] == 1 and rows["schemathesis"]["faults_caught_strict"] == 0
+    summary = bench.summarise(results)
+    curve = {(r["tool"], r["target"], r["latency_ms"]): r for r in summary["curve"]}
+    embedded = curve[("standard", "embedded", 0.0)]
+    assert embedded["wall_median_s"] == 11.0 and embedded["time_vs_schemathesis"] == 5.5
+    far = curve[("standard", "external", 40.0)]
+    assert far["wall_median_s"] == 24.0 and far["time_vs_schemathesis"] == 3.0 and far["time_vs_0ms"] == 2.67
+    assert far["serial_round_trips_s"] == 40.0 and far["startup_median_s"] == 2.0
+    targets = {(t["tool"], t["target"], t["latency_ms"]): t for t in summary["targets"]}
+    assert targets[("standard", "embedded", 0.0)]["met"] is False  # 11 s > 10 s
+    assert targets[("standard", "external", 0.0)]["met"] is True
+    assert targets[("standard", "external", 40.0)]["met"] is False  # 24 s > 20 s
+    assert targets[("quick", "external", 40.0)]["met"] is None  # not measured
+    faults = {r["tool"]: r for r in summary["faults"]}
+    assert (faults["standard"]["faults_caught"], faults["standard"]["faults_total"]) == (1, 2)
+    assert faults["standard"]["faults_missed"] == ["unknown-id-410"]
+    assert faults["standard"]["over_limit"] == [{"fault": "unknown-id-410", "wall_s": 150.0}]
+    assert not faults["standard"]["limit_met"] and "limit_s" not in faults["schemathesis"]
+    assert faults["schemathesis"]["faults_caught"] == 1 and faults["schemathesis"]["faults_caught_strict"] == 0
+    assert [(r["concurrency"], r["wall_median_s"]) for r in summary["concurrency"]] == [(1, 90.0), (8, 22.0)]
+
     table = bench.render_table(results)
-    assert "| build-conformance `standard` | 11.0 s (10.0–12.0) | 1000 | conformant | 1/2 |" in table
-    assert "1/2 new failures, 0 strict" in table
-    assert "| fails (`status_code_conformance:ST103:400`) |" in table
-    assert "< 60 s met" in table
+    assert "| `standard`, reference server at 40 ms | ≤ 20 s | 24.0 s | 3, 22.0–30.0 s |" in table
+    assert "**MISSED** (1.2× the limit)" in table
+    assert "| tool | embedded | 0 ms | 40 ms |" in table
+    assert "| build-conformance `standard` | 11.0 s (5.5×) | 9.0 s (4.5×) | 24.0 s (3.0×) |" in table
+    assert "| schemathesis | - | 2.0 s | 8.0 s |" in table
+    assert "unknown-id-410 150 s (limit 120 s: **MISSED**)" in table
+    assert "| 1 | standard | 40 ms | 90.0 s |" in table
     assert "| minimal http.server (ceiling) | 8 | 2400 | 0 | 2000 |" in table
+    assert "missed in the sweep" not in table  # no rechecks in this document
+    chart = bench.text_chart(summary["curve"], width=10)
+    assert "standard         0 ms |####" in chart and " 40 ms |########## 24.0 s" in chart
+
+
+def test_missed_fault_runs_rechecked_alone(bench: ModuleType) -> None:
+    results = canned()
+    again = _suite("standard", "unknown-id-410", 40.0)
+    again.update(sweep_extra_failed=["GEN-02"], sweep_wall_s=150.0)
+    results["fault_rechecks"] = [again]
+    row = next(r for r in bench.summarise(results)["faults"] if r["tool"] == "standard")
+    assert row["faults_caught"] == 1 and row["caught_on_recheck"] == ["unknown-id-410"] and row["still_missed"] == []
+    assert row["recheck_reasons"] == ["unknown-id-410: GEN-02"]
+    table = bench.render_table(results)
+    assert "| 1/2 in the sweep; 2/2 with the 1 missed re-run alone (1 caught) | none |" in table
+    assert "missed in the sweep, caught when re-run alone: unknown-id-410" in table
 
 
 def test_render_an_earlier_results_file(bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "latest.json"
     path.write_text(json.dumps(canned()), encoding="utf-8")
     assert bench.main(["--render", str(path)]) == 0
-    assert "| tool | clean wall (median) |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "### Targets" in out and "### Latency curve" in out and "### Concurrency sweep" in out
+
+
+def test_tree_fingerprint_names_files_edited_during_a_run(bench: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1\n", encoding="utf-8")
+    before = bench.tree_digests(tmp_path)
+    (tmp_path / "src" / "a.py").write_text("x = 2\n", encoding="utf-8")
+    (tmp_path / "src" / "b.py").write_text("", encoding="utf-8")
+    assert bench.tree_changes(before, bench.tree_digests(tmp_path)) == ["src/a.py", "src/b.py"]
+    assert bench.tree_state(tmp_path)["files"] == 2
 
 
 def test_failure_signatures_from_schemathesis_reports(bench: ModuleType, tmp_path: Path) -> None:

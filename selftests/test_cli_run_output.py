@@ -30,6 +30,7 @@ class Run:
     out: str
     err: str
     results: dict[str, Any]
+    cwd: Path
 
     @property
     def lines(self) -> list[str]:
@@ -41,7 +42,7 @@ def _run(tmp_path: Path, *args: str) -> Run:
     code, out, err = run_cli_streams(["run", "--report-dir", str(reports), *args], tmp_path, timeout=300)
     results_file = reports / "results.json"
     assert results_file.is_file(), out[-3000:] + err[-3000:]
-    return Run(code, out, err, json.loads(results_file.read_text(encoding="utf-8")))
+    return Run(code, out, err, json.loads(results_file.read_text(encoding="utf-8")), tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +149,8 @@ def test_parallel_run_reports_progress_by_node_id(tmp_path: Path) -> None:
     assert done == total
     assert re.search(r"^selection +--family AUTH: 9 requirements", run.out, re.MULTILINE), run.out[:2000]
     assert FINAL_LINE.match([line for line in run.lines if line.strip()][-1]), run.out[-500:]
+
+
+def test_the_run_writes_nothing_but_its_reports_into_the_working_directory(faulted: Run) -> None:
+    # Hypothesis keeps its files in the user's cache directory: no `.hypothesis/` where the run started.
+    assert sorted(p.name for p in faulted.cwd.iterdir()) == ["reports"]

@@ -111,7 +111,7 @@ def raw_target(request: pytest.FixtureRequest) -> Iterator[RawTarget]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     port = server.server_address[1]
-    transport = Transport(TransportSettings(request_timeout=5.0, retries=0))
+    transport = Transport(TransportSettings(request_timeout=5.0, max_attempts=1))
     try:
         yield RawTarget(f"http://127.0.0.1:{port}{request.param}", server.recording, transport)
     finally:
@@ -360,6 +360,14 @@ def test_an_error_envelope_reveals_nothing_it_shows_for_unknown_ids_too() -> Non
     assert tenant_isolation.revealed_fields(build, foreign, sent=OWNED_ID, baseline=unknown) == []
     leaky = _answer({"status": "error", "error": "not found", "code": "not_found", "name": "my-build"})
     assert tenant_isolation.revealed_fields(build, leaky, sent=OWNED_ID, baseline=unknown) == ["name='my-build'"]
+    # Instances behind one load balancer that differ (some wrap errors in JSend, some not): the envelope of
+    # this answer alone is still the envelope speaking, and a word in a message is not a field.
+    plain = _answer({"error": "not found", "code": "not_found", "request_id": "r3"})
+    wordy = _answer({"status": "error", "error": "an error: not found", "code": "not_found",
+                     "detail": {"kind": "error"}})
+    assert tenant_isolation.revealed_fields(build, wordy, sent=OWNED_ID, baseline=plain) == []
+    nested = _answer({"status": "error", "error": "not found", "code": "not_found", "build": {"status": "error"}})
+    assert tenant_isolation.revealed_fields(build, nested, sent=OWNED_ID, baseline=plain) == ["status='error'"]
 
 
 def test_probe_credentials_are_long_random_and_distinct() -> None:

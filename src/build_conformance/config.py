@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from build_conformance.redaction import Secret
+from build_conformance.redaction import REDACTOR, Secret
 
 ENV_PREFIX = "BUILD_CONFORMANCE_"
 PROFILES = ("quick", "standard", "certify")
@@ -24,6 +24,7 @@ DEFAULT_CONFIG_FILE = "build-conformance.toml"
 
 # Bounded load on shared staging: a request budget unless the operator raises it (the rate adapts).
 EXTERNAL_MAX_REQUESTS = 20000
+DEFAULT_CONCURRENCY = 8
 
 
 class ConfigError(ValueError):
@@ -74,6 +75,10 @@ def _text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
     return value
+
+
+# How each tenant's token shows wherever it would have been printed.
+TOKEN_LABELS = {"token": "token-a", "other_token": "token-b"}
 
 
 def _secret(value: Any, name: str) -> Secret:
@@ -136,6 +141,9 @@ class Option:
         return ENV_PREFIX + self.name.upper()
 
 
+# Options given more than once add to the list (on the command line and as pytest options).
+REPEATABLE = frozenset({"fault", "variation", "requirement", "family"})
+
 OPTIONS: tuple[Option, ...] = (
     Option("config", _existing_file, None, f"TOML configuration file (default: ./{DEFAULT_CONFIG_FILE} if present)",
            in_file=False),
@@ -162,11 +170,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("provision_timeout", _positive_float, 300.0,
            "seconds a real build may take to reach the status a test needs (public API); the settle timeout "
            "still bounds cancellations"),
-    Option("concurrency", _positive_int, 8,
-           "conformance tests run at once (their round trips and waits overlap; 1 runs them one after another)"),
+    Option("concurrency", _positive_int, None,
+           "conformance tests run at once, their round trips and waits overlapping (default 8; 1 with "
+           "--provisioner public-api, whose real builds queue behind a platform's concurrency limit)"),
     Option("ca_bundle", _existing_file, None, "CA bundle (PEM) to verify the target's TLS certificate"),
     Option("seed", _seed, None, "seed for generated inputs (default: random, printed in the report)"),
     Option("fault", _text, None, "embedded reference server only: switch on named faults (comma-separated)"),
+    Option("variation", _text, None,
+           "embedded reference server only: switch on clean, production-like variations that must not be "
+           "flagged (comma-separated; `build-conformance faults` lists them)"),
     Option("requirement", _requirement_ids, None,
            "run only the tests that observe these requirement IDs (comma-separated; default: all)", in_file=False),
     Option("family", _families, None,
@@ -195,12 +207,20 @@ class RunConfig:
     rate_limit: float | None
     max_builds: int | None
     provision_timeout: float
-    concurrency: int
+    concurrency: int | None
     ca_bundle: str | None
     seed: int | None
     fault: str | None
+    variation: str | None
     requirement: tuple[str, ...] | None = None
     family: tuple[str, ...] | None = None
+
+    @property
+    def workers(self) -> int:
+        """How many tests run at once (and how many things one test does at once)."""
+        if self.concurrency is not None:
+            return self.concurrency
+        return 1 if self.provisioner == "public-api" else DEFAULT_CONCURRENCY
 
     @property
     def embedded(self) -> bool:
@@ -285,10 +305,13 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] | None = None, 
             raw, source = file_values[option.name], f"{Path(str(config_path)).name}: {option.name}"
         values[option.name] = option.default if raw is None else option.parse(raw, source)
     values["config"] = config_path
-    for name in ("token", "other_token"):
+    for name, label in TOKEN_LABELS.items():
         if values[name] is None and values[f"{name}_file"]:
-            values[name] = _read_token(values[f"{name}_file"], f"--{name.replace('_', '-')}-file",
-                                       name.replace("_", "-"))
+            values[name] = _read_token(values[f"{name}_file"], f"--{name.replace('_', '-')}-file", label)
+        if values[name] is not None:
+            # From here on every output of the process knows the token, whatever happens next.
+            values[name] = Secret(values[name].reveal(), label)
+            REDACTOR.add_token(values[name], label)
     config = RunConfig(**values)
     _check_consistency(config)
     return config
@@ -307,7 +330,7 @@ def _check_consistency(config: RunConfig) -> None:
         raise ConfigError(f"a --base-url target also needs {', '.join(missing)}")
     if config.token == config.other_token:
         raise ConfigError("--token and --other-token must be tokens of two different tenants")
-    if config.fault:
-        raise ConfigError("--fault applies only to the embedded reference server (no --base-url)")
+    if config.fault or config.variation:
+        raise ConfigError("--fault and --variation apply only to the embedded reference server (no --base-url)")
     if config.provisioner not in ("control", "public-api") and ":" not in config.provisioner:
         raise ConfigError(f"--provisioner must be control, public-api or module:factory, got {config.provisioner!r}")

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from build_conformance.cli import faults, reports, requirements
+from build_conformance.cli import cleanup, faults, reports, requirements
 from build_conformance.cli.errors import EXIT_USAGE, UsageProblem, error
 from build_conformance.cli.run import add_run_options, run_suite
 from build_conformance.cli.selfcheck import run_selfcheck
@@ -96,10 +96,18 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     faults.add_arguments(fts)
     req = add("requirements", "list every requirement with its level, statement and where it is judged")
     requirements.add_arguments(req)
+    cln = add("cleanup", "cancel what an earlier run left active on a deployment, found by run marker or results.json")
+    cleanup.add_arguments(cln)
     reports.add_report_commands(add)
-    chk = add("selfcheck", "run the suite against the clean reference server and every fault: caught or missed")
+    chk = add("selfcheck", "run the suite against the clean reference server, its conformant variations and every "
+                           "fault: caught, missed or falsely flagged")
     chk.add_argument("--fault", action="append", metavar="NAME",
                      help="only these faults (repeatable or comma-separated; default: every fault)")
+    chk.add_argument("--variation", action="append", metavar="NAME",
+                     help="only these conformant variations (repeatable or comma-separated; 'none' for none; "
+                          "default: every variation)")
+    chk.add_argument("--seed", type=int, default=None, metavar="N",
+                     help="replay a selfcheck with this seed (default: a new seed each time, printed)")
     chk.add_argument("--jobs", type=int, default=None, metavar="N", help="runs at once (default: twice the cores)")
     chk.add_argument("--report-dir", default=None, metavar="DIR", help="keep each run's results.json here")
     return parser, commands
@@ -177,13 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help and --version print and exit 0
         return 0 if exc.code in (0, None) else EXIT_USAGE
-    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     handlers = {
         "run": run_suite,
         "certify": reports.certify,
         "serve": serve,
         "faults": faults.list_faults,
         "requirements": requirements.list_requirements,
+        "cleanup": cleanup.cleanup,
         "report": reports.report,
         "diff": reports.diff,
         "verify": reports.verify,

@@ -46,6 +46,20 @@ def _variations() -> dict[str, Any]:
     return dict(getattr(reference, "VARIATIONS", None) or {})
 
 
+def variation_problem(names: list[str]) -> str | None:
+    """Why these clean variations cannot be switched on (one line, with a did-you-mean), or None."""
+    import difflib
+
+    from build_conformance.reference import VARIATIONS
+
+    for name in names:
+        if name not in VARIATIONS:
+            close = difflib.get_close_matches(name, list(VARIATIONS), n=1)
+            hint = f" — did you mean '{close[0]}'?" if close else " (`build-conformance faults` lists them)"
+            return f"--variation: unknown variation '{name}'{hint}"
+    return None
+
+
 def fault_problem(names: list[str]) -> str | None:
     """Why these fault names cannot be switched on (one line, with a did-you-mean), or None."""
     import difflib

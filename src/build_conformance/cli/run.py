@@ -7,21 +7,20 @@ import importlib.util
 from typing import Any, Final
 
 from build_conformance.cli.errors import EXIT_USAGE, error
-from build_conformance.config import OPTIONS, ConfigError, Option, resolve
+from build_conformance.config import OPTIONS, REPEATABLE, ConfigError, Option, resolve
 from build_conformance.harness.suite import suite_arguments
 from build_conformance.judging.verdicts import EXIT_CODES
 from build_conformance.resources import suite_dir
 
 # Options a user may give several times; the values are joined with commas for the plugin.
-REPEATABLE: Final = frozenset({"fault", "requirement", "family"})
 # `certify` decides these itself.
 CERTIFY_FIXED: Final = frozenset({"profile", "report_dir"})
 METAVARS: Final = {
     "config": "FILE", "base_url": "URL", "control_url": "URL", "token": "TOKEN", "other_token": "TOKEN",
     "token_file": "FILE", "other_token_file": "FILE", "ca_bundle": "FILE", "report_dir": "DIR",
     "provisioner": "NAME", "profile": "NAME", "request_timeout": "SECONDS", "settle_timeout": "SECONDS",
-    "max_requests": "N", "rate_limit": "PER_SECOND", "seed": "N", "fault": "NAME", "requirement": "ID",
-    "family": "NAME",
+    "max_requests": "N", "rate_limit": "PER_SECOND", "seed": "N", "fault": "NAME", "variation": "NAME",
+    "requirement": "ID", "family": "NAME", "max_builds": "N", "provision_timeout": "SECONDS", "concurrency": "N",
 }
 # What "no value" means, where "none" would mislead.
 DEFAULT_TEXT: Final = {"ca_bundle": "the system's CAs"}
@@ -38,10 +37,11 @@ class _VerdictCollector:
     def __init__(self) -> None:
         self.verdict: str | None = None
 
-    def pytest_sessionfinish(self, session: Any) -> None:
+    # unconfigure, not sessionfinish: it also runs for a run interrupted before its session started.
+    def pytest_unconfigure(self, config: Any) -> None:
         from build_conformance.harness.state import STATE_KEY
 
-        state = session.config.stash.get(STATE_KEY, None)
+        state = config.stash.get(STATE_KEY, None)
         if state is not None and state.results is not None:
             self.verdict = state.results["verdict"]
 
@@ -126,6 +126,12 @@ def check_configuration(args: argparse.Namespace, profile: str | None = None) ->
         from build_conformance.cli.faults import fault_problem
 
         problem = fault_problem([f.strip() for f in config.fault.split(",") if f.strip()])
+        if problem is not None:
+            return problem
+    if config.variation:
+        from build_conformance.cli.faults import variation_problem
+
+        problem = variation_problem([v.strip() for v in config.variation.split(",") if v.strip()])
         if problem is not None:
             return problem
     if _wants_xdist(args) and importlib.util.find_spec("xdist") is None:

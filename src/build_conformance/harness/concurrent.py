@@ -17,7 +17,7 @@ import contextvars
 import functools
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -70,29 +70,59 @@ class ConcurrentCalls:
         self.body_durations: dict[str, float] = {}  # per test that ran ahead: its own body's wall time
         self._futures: dict[str, Future[Ran]] = {}
         self._executor: ThreadPoolExecutor | None = None
+        self._submitted: set[str] = set()
+        self._queue: Callable[[], list[int]] | None = None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         run = self.run
-        if run is not None and self.workers > 1 and not session.config.option.collectonly:
-            _serialise_ast_parsing()
-            self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="conformance-test")
-            ahead = [item for item in session.items if isinstance(item, pytest.Function) and _runs_ahead(item)]
-            # The longest tests start first, so none of them ends up alone at the end of the run.
-            ahead.sort(key=lambda item: item.get_closest_marker(HEAVY_MARKER) is None)
-            for item in ahead:
-                self._futures[item.nodeid] = self._executor.submit(_in_own_context, item, run)
         try:
+            # Inside the try: a Ctrl-C while the bodies are being submitted (the first may already be
+            # running) must still shut the pool down, or its idle threads keep the interpreter from exiting.
+            if run is not None and self.workers > 1 and not session.config.option.collectonly:
+                _serialise_ast_parsing()
+                self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="conformance-test")
+                # A pytest-xdist worker collects every test but runs only those its controller sends it, a
+                # few at a time: it starts what it has been sent (see pytest_runtest_protocol), never the rest.
+                self._queue = _xdist_queue(session.config)
+                if self._queue is None:
+                    self._submit([item for item in session.items if isinstance(item, pytest.Function)])
             return (yield)
+        except BaseException:
+            self.stop(interrupted=True)
+            raise
         finally:
             self.stop()
 
-    def stop(self) -> None:
-        """Stop starting bodies (an interruption, or the end of the loop); wait for those already running."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+    def stop(self, *, interrupted: bool = False) -> None:
+        """Stop starting bodies; wait for those already running. On an interruption they are told to stop
+        sending (they end at their next request), and the transport is resumed for the cleanup."""
+        if self._executor is None:
+            return
+        if interrupted and self.run is not None:
+            self.run.transport.halt()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = None
         self._futures.clear()
+        if interrupted and self.run is not None:
+            self.run.transport.resume()
+
+    def _submit(self, items: list[pytest.Function]) -> None:
+        if self._executor is None:
+            return
+        ahead = [item for item in items if item.nodeid not in self._submitted and _runs_ahead(item)]
+        # The longest tests start first, so none of them ends up alone at the end of the run.
+        ahead.sort(key=lambda item: item.get_closest_marker(HEAVY_MARKER) is None)
+        for item in ahead:
+            self._submitted.add(item.nodeid)
+            self._futures[item.nodeid] = self._executor.submit(_in_own_context, item, self.run)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+        if self._queue is not None and self._executor is not None:
+            items = item.session.items
+            sent = [items[index] for index in self._queue() if 0 <= index < len(items)]
+            self._submit([test for test in (item, *sent) if isinstance(test, pytest.Function)])
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
@@ -104,6 +134,22 @@ class ConcurrentCalls:
         if ran.error is not None:
             raise ran.error
         return True
+
+
+def _xdist_queue(config: pytest.Config) -> Callable[[], list[int]] | None:
+    """In a pytest-xdist worker: a function listing the indices of the tests sent to it and not yet run."""
+    if not hasattr(config, "workerinput"):
+        return None
+    interactor = next((p for p in config.pluginmanager.get_plugins() if hasattr(p, "torun")), None)
+    if interactor is None:
+        return lambda: []  # an xdist we do not know: run ahead nothing rather than another worker's tests
+    torun = interactor.torun
+
+    def sent() -> list[int]:
+        with torun.lock() as queued:
+            return [index for index in queued if isinstance(index, int)]
+
+    return sent
 
 
 def _runs_ahead(item: pytest.Function) -> bool:
@@ -136,4 +182,6 @@ def _body(item: pytest.Function, run: Any) -> Ran:
         raise
     except BaseException as error:  # pytest.skip and friends are BaseExceptions: every ending goes back
         return Ran(error, time.monotonic() - started)
+    finally:
+        run.release(item.nodeid)
     return Ran(None, time.monotonic() - started)

@@ -20,6 +20,7 @@ class Target:
     tokens: dict[str, Secret]  # by tenant: "A" and "B"
     embedded_faults: tuple[str, ...] = ()
     stop: Callable[[], None] | None = None
+    embedded: bool = False  # the reference server this run started (it goes away with the run)
 
 
 def start_target(config: RunConfig) -> Target:
@@ -30,9 +31,10 @@ def start_target(config: RunConfig) -> Target:
     from build_conformance.reference import start_reference_server
 
     faults = tuple(f.strip() for f in (config.fault or "").split(",") if f.strip())
+    variations = tuple(v.strip() for v in (config.variation or "").split(",") if v.strip())
     try:
-        server = start_reference_server(faults=faults)
+        server = start_reference_server(faults=faults, variations=variations)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     tokens = {"A": Secret(server.tenants[0].token, "token-a"), "B": Secret(server.tenants[1].token, "token-b")}
-    return Target(server.api_url, server.control_url, tokens, faults, server.stop)
+    return Target(server.api_url, server.control_url, tokens, faults, server.stop, embedded=True)

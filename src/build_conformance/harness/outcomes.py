@@ -32,8 +32,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {redact(str(exc))[:500]}"
 
 
-def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-    """Turn the exception a test ended with into statuses of the requirements it observes."""
+def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.ExceptionInfo[BaseException]
+                     ) -> str | None:
+    """Turn the exception a test ended with into statuses of the requirements it observes.
+
+    Returns why the test did not run when that is all the exception says (a precondition the target
+    cannot provide): such a test is reported skipped, not failed."""
     check = Check(RECORDER, test=item.nodeid)
     leaves = _leaves(excinfo.value)
     flaky = [e for e in leaves if isinstance(e, hypothesis.errors.Flaky)]
@@ -41,7 +45,7 @@ def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.Ex
         _record_flaky(check, item, ids, flaky[0])
         leaves = [e for e in leaves if e not in flaky]
         if not leaves:
-            return
+            return None
     failed = any(o.outcome == "fail" for o in RECORDER.problems_of(item.nodeid))
     skips = [e for e in leaves if isinstance(e, pytest.skip.Exception)]
     missing = [e for e in leaves if isinstance(e, CapabilityMissing)]
@@ -58,9 +62,12 @@ def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.Ex
         check.error(ids, f"{item.name}: the test failed without recording which requirement broke: "
                          f"{_describe(failures[0])}")
     elif missing and not failures:
-        check.not_run(ids, f"{item.name}: precondition not reachable: {redact(str(missing[0]))}")
+        reason = f"precondition not reachable: {redact(str(missing[0]))}"
+        check.not_run(ids, f"{item.name}: {reason}")
+        return reason if not failed else None
     elif skips and not failures:
         check.not_run(ids, f"{item.name}: {getattr(skips[0], 'msg', str(skips[0]))}")
+    return None
 
 
 def _record_flaky(check: Check, item: pytest.Item, ids: tuple[str, ...], exc: BaseException) -> None:

@@ -7,6 +7,8 @@ xdist hand-over (`xdist`), what a test's outcome means (`outcomes`), results and
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,16 @@ import pytest
 from build_conformance import catalogue as catalogue_module
 from build_conformance import contract
 from build_conformance.attribution import CURRENT_TEST, REQUESTS_BY_TEST
-from build_conformance.config import OPTIONS, ConfigError, resolve
+from build_conformance.config import ConfigError, resolve
 from build_conformance.harness import redacted_output, terminal, xdist
 from build_conformance.harness.embedded import start_target
-from build_conformance.harness.markers import HEAVY_MARKER, MARKER, requirement_ids
+from build_conformance.harness.estimate import describe, estimate, real_builds, suggested_budget
+from build_conformance.harness.hypothesis_home import use_cache_directory
+from build_conformance.harness.markers import BUILDS_MARKER, HEAVY_MARKER, MARKER, requirement_ids
+from build_conformance.harness.options import add_options, option_values
 from build_conformance.harness.outcomes import ConformanceFailure, record_exception
 from build_conformance.harness.preflight import PreflightError, preflight
-from build_conformance.harness.run import ConformanceRun, open_run, rate_summary
+from build_conformance.harness.run import ConformanceRun, builds_summary, clean_up, open_run, rate_summary
 from build_conformance.harness.state import STATE_KEY, PluginState, plugin_state
 from build_conformance.judging.check import Check
 from build_conformance.judging.recorder import RECORDER
@@ -36,18 +41,15 @@ SUITE_SENTINEL = ".conformance-suite"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("build-conformance", "build-conformance target and run options")
-    for option in OPTIONS:
-        # A repeated --fault/--requirement/--family adds to the list, as with the CLI.
-        action = "append" if option.name in REPEATABLE else "store"
-        group.addoption(option.flag, dest=f"bc_{option.name}", default=None, action=action,
-                        help=f"{option.help} [{option.env}]")
+    add_options(parser)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(*ids): catalogue requirement IDs this test judges or provokes")
     config.addinivalue_line("markers", f"{HEAVY_MARKER}: a long test, started first when tests run at once")
+    config.addinivalue_line("markers", f"{BUILDS_MARKER}(**kinds): the builds a test starts, for the run's estimate")
+    use_cache_directory()
     state = config.stash[STATE_KEY] = PluginState()
     config.pluginmanager.register(state.completeness, "build-conformance-completeness")
     config.pluginmanager.register(state.concurrent, "build-conformance-concurrent")
@@ -66,26 +68,26 @@ def _targets_suite(config: pytest.Config) -> bool:
     return False
 
 
-REPEATABLE = frozenset({"fault", "requirement", "family"})
+def _shared_budget_file() -> Path:
+    handle, name = tempfile.mkstemp(prefix="build-conformance-budget-")
+    os.close(handle)
+    return Path(name)
 
 
-def _flags(config: pytest.Config) -> dict[str, Any]:
-    flags = {o.name: config.getoption(f"bc_{o.name}") for o in OPTIONS}
-    return {name: ",".join(value) if isinstance(value, list) else value for name, value in flags.items()}
-
-
-def _open(config: pytest.Config) -> None:
-    """Resolve the configuration, start the target, run preflight: or exit 2 with one line."""
+def _open(config: pytest.Config, *, shared_budget: bool = False) -> None:
+    """Resolve the configuration, start the target, run preflight: or exit 2 with one line.
+    `shared_budget`: pytest-xdist workers will start builds too, so the build budget lives in a file."""
     state = plugin_state(config)
     state.active = True
     try:
-        state.config = resolve(_flags(config))
+        state.config = resolve(option_values(config))
         # Results of an earlier run must never pass for this one's, even if this one stops at preflight.
         remove_stale_reports(Path(state.config.report_dir))
         state.completeness.install_sigterm()
-        state.concurrent.workers = state.config.concurrency
+        state.concurrent.workers = state.config.workers
         target = start_target(state.config)
-        state.session = state.concurrent.run = open_run(state.config, target)
+        budget_file = _shared_budget_file() if shared_budget else None
+        state.session = state.concurrent.run = open_run(state.config, target, budget_file=budget_file)
         token = CURRENT_TEST.set("preflight")
         try:
             preflight(state.session)
@@ -102,9 +104,9 @@ def _open(config: pytest.Config) -> None:
 
 def _open_worker(config: pytest.Config) -> None:
     state = plugin_state(config)
-    state.config = resolve(_flags(config))
+    state.config = resolve(option_values(config))
     state.session = state.concurrent.run = xdist.open_worker_run(config, state.config)
-    state.concurrent.workers = state.config.concurrency
+    state.concurrent.workers = state.config.workers
     state.completeness.install_sigterm()
     state.active = True
 
@@ -113,7 +115,33 @@ def _open_worker(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if xdist.is_controller(config) and not config.option.collectonly and _targets_suite(config):
-        _open(config)
+        try:
+            _refuse_unbudgeted_real_builds(config, [])
+        except ConfigError as exc:
+            raise pytest.UsageError(f"build-conformance: {redact(str(exc))}") from None
+        try:
+            _open(config, shared_budget=True)
+        except KeyboardInterrupt:
+            # pytest runs no sessionfinish for a session that did not start: clean up the builds preflight
+            # started and write the (incomplete) results here.
+            pytest_sessionfinish(session, pytest.ExitCode.INTERRUPTED)
+            raise
+
+
+def _refuse_unbudgeted_real_builds(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against a deployment, the public API starts real builds: no run without --max-builds. The refusal says
+    how many builds this run would start, so the operator can pick the budget."""
+    run_config = resolve(option_values(config))
+    if run_config.embedded or run_config.provisioner != "public-api" or run_config.max_builds is not None:
+        return
+    if not items:
+        raise pytest.UsageError("build-conformance: --provisioner public-api starts real builds on the platform: "
+                                "set --max-builds N (a run without -n prints an estimate)")
+    started = real_builds(estimate(items, run_config.profile))
+    raise pytest.UsageError(
+        f"build-conformance: --provisioner public-api starts real builds on the platform: set --max-builds N; "
+        f"estimate for this run: {describe(started)}, more where builds are held in 'waiting' (running builds "
+        f"in front of them), so allow a margin, e.g. --max-builds {suggested_budget(started)}")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -131,6 +159,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         return
     requests, ledger = xdist.merge_worker_output(output)
     state.worker_rates.append(output.get("rate") or {})
+    if output.get("cleanup"):
+        state.cleanups.append(output["cleanup"])
     state.extra_requests += requests
     state.worker_ledgers.extend(ledger)
 
@@ -151,6 +181,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if xdist.is_worker(config):
         _open_worker(config)
     elif state.session is None:
+        try:
+            _refuse_unbudgeted_real_builds(config, items)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"build-conformance: {redact(str(exc))}") from None
         _open(config)
 
 
@@ -184,12 +218,22 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     return result
 
 
-@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    run = plugin_state(item.config).session
+    if run is not None and requirement_ids(item):
+        run.release(item.nodeid)  # a test that ran ahead released its builds already: nothing left
+
+
+# Inner to the terminal display's wrapper (trylast), so the display sees a not-run test as skipped.
+@pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     ids = requirement_ids(item)
     if ids and call.excinfo is not None:
-        record_exception(item, ids, call.excinfo)
+        not_run = record_exception(item, ids, call.excinfo)
+        if not_run is not None and report.failed:
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"Skipped: {not_run}")
     return report
 
 
@@ -199,10 +243,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not state.active or state.session is None or state.config is None:
         return
     run = state.session
+    cleanup = clean_up(run)
     if xdist.is_worker(config):
-        config.workeroutput[xdist.KEY] = xdist.worker_output(run)  # type: ignore[attr-defined]
+        config.workeroutput[xdist.KEY] = {**xdist.worker_output(run), "cleanup": cleanup}  # type: ignore[attr-defined]
         run.transport.close()
         return
+    state.cleanups.append(cleanup)
     catalogue = catalogue_module.load()
     capabilities = run.capabilities
     interruption = state.completeness.interruption(exitstatus)
@@ -222,6 +268,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         configuration=state.config.redacted(),
         profile=run.profile,
         seed=run.seed,
+        run_marker=run.run_marker,
         started_at=run.started_at,
         ledger=run.ledger.as_list() + state.worker_ledgers,
         requests_sent=run.transport.requests_sent + state.extra_requests,
@@ -233,6 +280,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         costs=TestCosts({**state.completeness.durations, **state.concurrent.body_durations},
                         REQUESTS_BY_TEST.export()),
         rate=rate_summary(run.transport, state.worker_rates),
+        builds=builds_summary(run, state.cleanups),
     )
     state.results = results
     report_dir = Path(state.config.report_dir)

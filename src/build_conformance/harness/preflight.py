@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.provisioning.capabilities import Capabilities
-from build_conformance.provisioning.protocol import TERMINAL, ProvisionedBuild
+from build_conformance.provisioning.protocol import TERMINAL, ProvisionedBuild, ProvisioningError
 from build_conformance.target.exchange import Exchange
 
 # The first probe gives an unreachable target two tries, not the full retry window: nothing listens.
@@ -40,12 +40,21 @@ def preflight(run: ConformanceRun) -> Capabilities:
             probe = api.cancel(probe_id, credentials=api.as_tenant(tenant), label=f"preflight: token {tenant}",
                                allow_no_response=True)
             _reject_token(probe, flag)
+    # Real builds are checked once before any is started, where the platform can check them.
+    validate = getattr(run.provisioner.inner, "validate_definitions", None)
+    if validate is not None:
+        try:
+            run.definition_notes = validate()
+        except ProvisioningError as exc:
+            raise PreflightError(str(exc)) from None
     try:
         capabilities = run.provisioner.probe_capabilities()
     except Exception as exc:
         raise PreflightError(f"the provisioner ({run.config.provisioner}) is not usable: {exc}") from None
     if anonymous.response is None:
         _liveness(run)
+    # Real builds made to find out are not kept running (a platform's concurrency limit would starve the tests).
+    run.release("preflight", run.provisioner.probe_builds)
     if not capabilities.statuses:
         reasons = "; ".join(sorted(set(capabilities.reasons.values())))[:300]
         raise PreflightError(f"the provisioner ({run.config.provisioner}) could not create any build: {reasons}")

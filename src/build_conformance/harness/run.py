@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import hypothesis
@@ -23,10 +24,13 @@ from build_conformance.inputs.ids import UnknownIdPlan
 from build_conformance.judging.check import Check
 from build_conformance.judging.per_response import ResponseChecks
 from build_conformance.judging.recorder import RECORDER
+from build_conformance.provisioning.budget import BuildBudget
 from build_conformance.provisioning.capabilities import Capabilities, RecordingProvisioner
+from build_conformance.provisioning.cleanup import cancel_leftovers
 from build_conformance.provisioning.control import ControlProvisioner
 from build_conformance.provisioning.ledger import Ledger
 from build_conformance.provisioning.polling import poll
+from build_conformance.provisioning.pool import BuildPool
 from build_conformance.provisioning.protocol import (
     TERMINAL,
     ProvisionedBuild,
@@ -67,13 +71,20 @@ class ConformanceRun:
     provisioner: RecordingProvisioner
     api: CancelApi
     checks: ResponseChecks
+    context: ProvisionerContext
     started_at: float = field(default_factory=time.time)
     # Learned once from the first builds, then shared by every test that needs an unknown id.
     unknown_id_plan: UnknownIdPlan | None = None
     server_identity: str | None = None  # what the target's answers say it runs (a version header), if anything
+    definition_notes: list[str] = field(default_factory=list)  # what the platform said of the build definitions
     # Transitions that did not complete within the full settle timeout, and the test that saw it first.
     unsettled: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def budget(self) -> BuildBudget:
+        """The run's count of started builds (and its limit, --max-builds)."""
+        return self.context.budget
 
     @property
     def capabilities(self) -> Capabilities | None:
@@ -94,7 +105,7 @@ class ConformanceRun:
     @property
     def workers(self) -> int:
         """How many things one test may do at once (1: everything one after another)."""
-        return self.config.concurrency
+        return self.config.workers
 
     def property_settings(self, standard: int, *, seed: int | None = None, examples: int | None = None
                           ) -> Callable[[F], F]:
@@ -187,12 +198,23 @@ class ConformanceRun:
         return self.api.cancel(build.build_id, body=body, content_type=content_type, template_id=build.template_id,
                                label=label, **options)
 
+    def release(self, test: str, builds: Iterable[ProvisionedBuild] | None = None) -> None:
+        """A test (or a part of one, with its `builds`) is done with its builds: those that may still be active
+        are cancelled, where builds are real (they cost money and capacity, and a platform's concurrency
+        limit would starve the tests still running)."""
+        chosen = list(builds) if builds is not None else self.provisioner.builds_of(test)
+        if chosen and getattr(self.provisioner.inner, "releases_builds", False):
+            cancel_leftovers(self.context, chosen)
+
     def unknown_id(self) -> str:
         """An id no deployment can have issued: it carries this run's random marker."""
         return f"{self.run_marker}{secrets.token_hex(6)}"
 
     def close(self) -> None:
+        """The controller's end of the run (pytest-xdist workers only close their transport)."""
         self.transport.close()
+        if self.budget.shared is not None:
+            self.budget.shared.unlink(missing_ok=True)
         if self.target.stop is not None:
             with contextlib.suppress(Exception):
                 self.target.stop()
@@ -227,8 +249,13 @@ def make_provisioner(config: RunConfig, context: ProvisionerContext) -> Provisio
     return cast(Provisioner, provisioner)
 
 
+# Fresh builds kept ready per status and tenant: held test-hook builds are cheap and keep; real ones are not.
+POOL_DEPTH = {"control": 2, "public-api": 0}
+
+
 def open_run(
-    config: RunConfig, target: Target, *, seed: int | None = None, run_marker: str | None = None
+    config: RunConfig, target: Target, *, seed: int | None = None, run_marker: str | None = None,
+    budget_file: Path | None = None,
 ) -> ConformanceRun:
     """The run's transport, ledger, provisioner and API, wired together (nothing is sent yet)."""
     if seed is None:
@@ -236,7 +263,7 @@ def open_run(
     # Lower-case letters and digits only, so the marker survives any id alphabet a server allows.
     run_marker = run_marker or "bcz" + secrets.token_hex(4)
     for name, token in target.tokens.items():
-        REDACTOR.add(token, f"token-{name.lower()}")
+        REDACTOR.add_token(token, f"token-{name.lower()}")
     transport = Transport(transport_settings(config))
     ledger = Ledger()
     # The per-response checks judge any requirement, whichever test provoked the response.
@@ -248,9 +275,26 @@ def open_run(
         transport=transport,
         settle_timeout=config.settle_timeout,
         run_marker=run_marker,
+        budget=BuildBudget(config.max_builds, budget_file),
+        provision_timeout=config.provision_timeout,
     )
     provisioner = RecordingProvisioner(make_provisioner(config, context), ledger)
+    provisioner.notes = RECORDER.note
+
+    def release(build: ProvisionedBuild) -> None:
+        cancel_leftovers(context, [build])
+
+    provisioner.release = release
+    depth = POOL_DEPTH.get(config.provisioner, 0) if config.workers > 1 else 0
+    provisioner.pool = BuildPool(provisioner.make, depth)
     api = CancelApi(transport, target.api_url, target.tokens, ledger.owns, checks.inspect, run_marker)
+    if getattr(provisioner.inner, "releases_builds", False):
+        # The running builds that kept a waiting build waiting hold the platform's slots: once that build's
+        # cancel is accepted they serve nothing, and a later test's build would wait behind them.
+        def free_companions(build_id: str) -> None:
+            cancel_leftovers(context, provisioner.companions_done(build_id))
+
+        api.on_accepted = free_companions
     return ConformanceRun(
         config=config,
         target=target,
@@ -261,6 +305,7 @@ def open_run(
         provisioner=provisioner,
         api=api,
         checks=checks,
+        context=context,
     )
 
 
@@ -272,3 +317,42 @@ def rate_summary(transport: Transport, workers: list[dict[str, Any]]) -> dict[st
             "ceiling_per_s": report.ceiling_per_s, "backoffs": report.backoffs + sum(w.get("backoffs", 0)
                                                                                     for w in workers),
             "adaptive": adaptive}
+
+
+def clean_up(run: ConformanceRun) -> dict[str, Any]:
+    """Stop making builds and cancel this process's builds that may still be active (a deployment's only:
+    the embedded server goes away with the run). Returns what the cleanup did, for results.json."""
+    if run.provisioner.pool is not None:
+        run.provisioner.pool.close()
+    if run.target.embedded:
+        return {}
+    builds = list(run.ledger.builds)
+    # Builds the platform named but no test got yet (a run interrupted while it waited for one) are the
+    # run's too: the provisioner knows each build it started.
+    started = getattr(run.provisioner.inner, "started_builds", None)
+    if started is not None:
+        entered = {b.build_id for build in builds for b in (build, *build.companions)}
+        builds += [b for b in started() if b.build_id not in entered]
+    token = CURRENT_TEST.set("cleanup")
+    try:
+        return cancel_leftovers(run.context, builds).as_dict()
+    finally:
+        CURRENT_TEST.reset(token)
+
+
+def builds_summary(run: ConformanceRun, cleanups: list[dict[str, Any]]) -> dict[str, Any]:
+    """Builds the run started (by kind, against its budget) and what was left of them after the cleanup."""
+    summary: dict[str, Any] = {"started": run.budget.started, "by_kind": run.budget.by_kind(),
+                               "budget": run.budget.limit, "cleaned": 0, "left_active": [], "cleanup_failures": []}
+    for cleanup in cleanups:
+        summary["cleaned"] += cleanup.get("cleaned", 0)
+        summary["left_active"] += cleanup.get("left_active", [])
+        summary["cleanup_failures"] += cleanup.get("cleanup_failures", [])
+    templates = getattr(run.provisioner.inner, "template_names", None)
+    if templates:
+        summary["templates"] = list(templates)
+    if run.budget.stopped:
+        summary["stopped_provisioning"] = run.budget.stopped
+    if run.definition_notes:
+        summary["definitions"] = list(run.definition_notes)
+    return summary

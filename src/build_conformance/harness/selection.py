@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from build_conformance.config import OPTIONS, ConfigError, resolve
+from build_conformance.config import ConfigError, resolve
 from build_conformance.harness.markers import requirement_ids
+from build_conformance.harness.options import option_values
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def _selected(config: pytest.Config) -> tuple[frozenset[str], str] | None:
     """The selected IDs and how they were asked for, or None (no selection, or a configuration error the
     main plugin reports as its one ERROR line when it opens the run)."""
     try:
-        run_config = resolve({o.name: config.getoption(f"bc_{o.name}", None) for o in OPTIONS})
+        run_config = resolve(option_values(config))
     except ConfigError:
         return None
     selected = run_config.selected_requirements()

@@ -5,6 +5,7 @@ run reports exactly like a serial one."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,8 +38,10 @@ def worker_input(run: ConformanceRun) -> dict[str, Any]:
         # Workers get the values through execnet's channel (never printed); they wrap them again.
         "tokens": {tenant: token.reveal() for tenant, token in run.target.tokens.items()},
         "faults": list(run.target.embedded_faults),
+        "embedded": run.target.embedded,
         "seed": run.seed,
         "run_marker": run.run_marker,
+        "budget_file": str(run.budget.shared) if run.budget.shared else None,
         "capabilities": {
             "statuses": sorted(capabilities.statuses),
             "observe": capabilities.observe,
@@ -51,8 +54,10 @@ def worker_input(run: ConformanceRun) -> dict[str, Any]:
 def open_worker_run(config: pytest.Config, run_config: RunConfig) -> ConformanceRun:
     shared = config.workerinput[KEY]  # type: ignore[attr-defined]
     tokens = {tenant: Secret(value, f"token-{tenant.lower()}") for tenant, value in shared["tokens"].items()}
-    target = Target(shared["api_url"], shared["control_url"], tokens, tuple(shared["faults"]))
-    run = open_run(run_config, target, seed=shared["seed"], run_marker=shared["run_marker"])
+    target = Target(shared["api_url"], shared["control_url"], tokens, tuple(shared["faults"]),
+                    embedded=shared.get("embedded", False))
+    budget_file = Path(shared["budget_file"]) if shared.get("budget_file") else None
+    run = open_run(run_config, target, seed=shared["seed"], run_marker=shared["run_marker"], budget_file=budget_file)
     capabilities = Capabilities(**{**shared["capabilities"], "statuses": set(shared["capabilities"]["statuses"])})
     run.provisioner.capabilities = capabilities
     return run

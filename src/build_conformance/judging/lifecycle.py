@@ -289,6 +289,12 @@ def count_kind(entries: Iterable[Mapping[str, Any]], kind: str) -> int:
     return sum(1 for entry in entries if entry.get("kind") == kind)
 
 
+def kinds_readable(entries: Iterable[Any]) -> bool:
+    """Whether every entry says its kind: counting kinds in a log whose entries do not (a LOG-01 failure)
+    would blame the count requirements for a shape problem."""
+    return all(isinstance(entry, Mapping) and isinstance(entry.get("kind"), str) for entry in entries)
+
+
 # ------------------------------------------------------------------------------------------------- model
 
 
@@ -332,6 +338,8 @@ class BuildModel:
     def cancel_accepted(self, build: Mapping[str, Any]) -> None:
         """An owner's cancel answered 200 with `build`: the first effective cancel fixes the facts."""
         if self.first_cancel():
+            if self.status == "waiting" and _present(build, "started_at"):
+                self.status = "building"  # it started on its own before the cancel reached it (a real build)
             self.pending = True
             self.cancelled_through_api = True
             self.never_starts = self.status == "waiting"
@@ -353,6 +361,8 @@ class BuildModel:
         if self.pending and status == "cancelled":
             self.pending = False
             self.status = "cancelled"
+        elif not self.cancelled_through_api and self.status == "waiting" and status == "building":
+            self.status = "building"  # a real build the platform started on its own (no scheduler hook held it)
         if not self.is_terminal or status != self.status:
             return
         if self.terminal is None:
@@ -418,7 +428,7 @@ class BuildModel:
     @judges("LOG-03", "IDEM-03")
     def _log_findings(self, entries: list[dict[str, Any]] | None) -> list[Finding]:
         """LOG-03 (one cancelled entry per API cancellation, none for a no-op) and IDEM-03 (no-ops append nothing)."""
-        if entries is None:
+        if entries is None or not kinds_readable(entries):
             return []
         cancelled = count_kind(entries, "cancelled")
         findings = []

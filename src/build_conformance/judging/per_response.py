@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -74,7 +75,8 @@ class Answer:
 class ResponseChecks:
     def __init__(self, check: Check) -> None:
         self._check = check
-        self._next_offsets: dict[str, int] = {}
+        # Per build: (when the answer was in, its next_offset), for the order LOG-02 can hold a server to.
+        self._next_offsets: dict[str, list[tuple[float, int]]] = {}
         self._lock = threading.Lock()
 
     def inspect(self, exchange: Exchange, expectation: Expectation) -> None:
@@ -119,9 +121,16 @@ class ResponseChecks:
         build_id = build.get("build_id")
         previous = None
         if isinstance(build_id, str):
+            now = time.monotonic()
+            # Only answers that were in before this request was sent came first: of concurrent requests the
+            # server may handle any first, and their answers may arrive in any order.
+            sent_at = exchange.sent_at if exchange is not None and exchange.sent_at is not None else now
+            received_at = exchange.received_at if exchange is not None and exchange.received_at is not None else now
             with self._lock:
-                previous = self._next_offsets.get(build_id)
-                self._next_offsets[build_id] = max(next_offset, previous or 0)
+                seen = self._next_offsets.setdefault(build_id, [])
+                earlier = [offset for answered, offset in seen if answered <= sent_at]
+                previous = max(earlier) if earlier else None
+                seen.append((received_at, next_offset))
         next_offset_advances(self._check, next_offset, offsets, previous, exchange)
 
 

@@ -52,6 +52,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._tallies: dict[str, RequirementTally] = defaultdict(RequirementTally)
         self._by_test: dict[str, list[Observation]] = defaultdict(list)
+        self._notes: dict[str, set[str]] = defaultdict(set)  # per test: what its observations rely on
 
     def record(self, observation: Observation) -> None:
         if not observation.test:
@@ -85,6 +86,16 @@ class Recorder:
                 tally.tests[test].add("error")
         return len(failed)
 
+    def note(self, test: str, text: str) -> None:
+        """Something the test's observations rely on, for every requirement it observed (e.g. a build made
+        cancelled through the endpoint under test)."""
+        with self._lock:
+            self._notes[test].add(text)
+
+    def notes_of(self, tests: list[str]) -> list[str]:
+        with self._lock:
+            return sorted({note for test in tests for note in self._notes.get(test, ())})
+
     def problems_of(self, test: str) -> list[Observation]:
         with self._lock:
             return list(self._by_test.get(test, ()))
@@ -100,18 +111,20 @@ class Recorder:
     def export(self) -> dict[str, Any]:
         """A JSON-able copy, so pytest-xdist workers can hand their observations to the controller."""
         with self._lock:
-            return {
+            return {"notes": {test: sorted(notes) for test, notes in self._notes.items()}, "requirements": {
                 rid: {
                     "counts": dict(tally.counts),
                     "kept": {outcome: [vars(o) for o in kept] for outcome, kept in tally.kept.items()},
                     "tests": {test: sorted(outcomes) for test, outcomes in tally.tests.items()},
                 }
                 for rid, tally in self._tallies.items()
-            }
+            }}
 
     def merge(self, exported: dict[str, Any]) -> None:
         with self._lock:
-            for rid, data in exported.items():
+            for test, notes in exported.get("notes", {}).items():
+                self._notes[test].update(notes)
+            for rid, data in exported["requirements"].items():
                 tally = self._tallies[rid]
                 for outcome, count in data["counts"].items():
                     tally.counts[outcome] += count

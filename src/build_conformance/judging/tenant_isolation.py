@@ -17,31 +17,41 @@ TIMESTAMP_FIELDS = (
 SUBSTRING_MATCH_LENGTH = 8
 
 
-def _string_leaves(value: Any) -> set[str]:
-    if isinstance(value, str):
-        return {value}
+def _keyed_leaves(value: Any, top: bool = True) -> set[tuple[str, str]]:
+    """(key, string value) pairs at every depth of a JSON body. An error envelope's own top-level status
+    word (JSend's `"status": "error"`) is the envelope speaking, whatever build the request named."""
+    pairs: set[tuple[str, str]] = set()
     if isinstance(value, dict):
-        return set().union(*(_string_leaves(v) for v in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(_string_leaves(v) for v in value)) if value else set()
-    return set()
+        envelope = top and ("error" in value or "code" in value)
+        for key, item in value.items():
+            if isinstance(item, str):
+                if not (envelope and key == "status"):
+                    pairs.add((str(key), item))
+            else:
+                pairs |= _keyed_leaves(item, top=False)
+    elif isinstance(value, list):
+        for item in value:
+            pairs |= _keyed_leaves(item, top=False)
+    return pairs
 
 
-def _shown(exchange: Exchange | None) -> tuple[str, set[str]]:
-    """Everything a response shows (body and headers, as text) and the string values of its JSON body."""
+def _shown(exchange: Exchange | None) -> tuple[str, set[tuple[str, str]]]:
+    """Everything a response shows (body and headers, as text) and the keyed string values of its body."""
     if exchange is None or exchange.response is None:
         return "", set()
     response = exchange.response
     text = response.body.decode("utf-8", "replace") + "\n" + "\n".join(f"{k}: {v}" for k, v in response.headers)
-    return text, _string_leaves(exchange.json_or_none())
+    return text, _keyed_leaves(exchange.json_or_none())
 
 
 def revealed_fields(build: dict[str, Any], exchange: Exchange, *, sent: str, baseline: Exchange | None) -> list[str]:
     """The build's field values a response shows that the answer about an id that does not exist does not.
 
-    An error envelope carries its own words (`"status": "error"`, a code, a message) whatever the id:
-    they show up in `baseline` too, so a build whose status happens to be `error` is not "revealed" by
-    a JSend envelope. What the caller itself `sent` may appear as well.
+    A value counts where it stands under the build's own key (`status`, `template_id`, ... at any depth),
+    or anywhere in the text when it is long enough not to be a coincidence. Short words elsewhere (an
+    error envelope's `"status": "error"`, a message that says "error") could come from the envelope
+    whatever the id, and so could anything that shows up in `baseline` too. What the caller itself
+    `sent` may appear as well.
     """
     text, leaves = _shown(exchange)
     baseline_text, baseline_leaves = _shown(baseline)
@@ -50,7 +60,7 @@ def revealed_fields(build: dict[str, Any], exchange: Exchange, *, sent: str, bas
         value = build.get(field)
         if not isinstance(value, str) or not value or value in sent:
             continue
-        as_value = value in leaves and value not in baseline_leaves
+        as_value = (field, value) in leaves and (field, value) not in baseline_leaves
         in_text = len(value) >= SUBSTRING_MATCH_LENGTH and value in text and value not in baseline_text
         if as_value or in_text:
             found.append(f"{field}={value!r}")

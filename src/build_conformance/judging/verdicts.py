@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ class RequirementResult:
     partial: dict[str, Any] | None = None
     duration_s: float | None = None  # wall time of the tests that observed it
     requests: int | None = None  # requests those tests sent
+    notes: list[str] = field(default_factory=list)  # what the observations rely on
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -57,6 +58,8 @@ class RequirementResult:
             data["duration_s"] = self.duration_s
         if self.requests is not None:
             data["requests"] = self.requests
+        if self.notes:
+            data["notes"] = self.notes
         return data
 
 
@@ -112,6 +115,7 @@ def requirement_results(catalogue: Catalogue, recorder: Recorder, *, selection: 
                 partial=_partial(tally.tests, reasons) if status != "not-run" else None,
                 duration_s=round(sum(costs.durations.get(t, 0.0) for t in tests), 3) if costs else None,
                 requests=sum(costs.requests.get(t, 0) for t in tests) if costs else None,
+                notes=recorder.notes_of(tests),
             )
         )
     return results
@@ -153,6 +157,7 @@ def build_results(
     profile: str,
     seed: int | None,
     started_at: float,
+    run_marker: str | None = None,
     ledger: list[dict[str, Any]],
     requests_sent: int,
     schema_digests: dict[str, str],
@@ -185,6 +190,7 @@ def build_results(
         "configuration": configuration,
         "profile": profile,
         "seed": seed,
+        **({"run_marker": run_marker} if run_marker else {}),
         "started_at": _iso(started_at),
         "finished_at": _iso(time.time()),
         "complete": complete,

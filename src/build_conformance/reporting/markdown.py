@@ -17,6 +17,7 @@ from .results_file import (
     families,
     family_counts,
     is_warning,
+    judgement_note,
     reason,
     verdict_summary,
 )
@@ -86,6 +87,12 @@ def render(results: dict[str, Any]) -> str:
         for r in problems:
             status = "failed (warning)" if is_warning(r) else r["status"]
             lines.append(f"| **{cell(r['id'])}** | {cell(r['level'])} | {cell(status)} | {cell(reason(r))} |")
+    in_part = [r for rs in by_family(results).values() for r in rs if r["status"] == "passed" and judgement_note(r)]
+    if in_part:
+        lines += ["", f"<details><summary>{len(in_part)} requirements passed, judged in part</summary>", ""]
+        lines += ["| requirement | level | note |", "|---|---|---|"]
+        lines += [f"| {cell(r['id'])} | {cell(r['level'])} | {cell(judgement_note(r))} |" for r in in_part]
+        lines += ["", "</details>"]
     not_run = [r for rs in by_family(results).values() for r in rs if r["status"] == "not-run"]
     if not_run:
         lines += ["", f"<details><summary>{len(not_run)} requirements not run</summary>", ""]

@@ -190,8 +190,21 @@ def problems_of(requirement: dict[str, Any]) -> list[dict[str, Any]]:
     return list(requirement.get("failures") or requirement.get("errors") or [])
 
 
+def judgement_note(requirement: dict[str, Any]) -> str:
+    """How complete a judgement is, in words: "partial: 3 of 7 tests not run: <why>", and what its
+    observations rely on. Empty for a requirement judged in full on its own terms."""
+    parts = []
+    partial = requirement.get("partial")
+    if isinstance(partial, dict) and partial.get("tests_not_run"):
+        why = "; ".join(str(r) for r in partial.get("reasons") or [])
+        parts.append(f"partial: {partial['tests_not_run']} of {partial.get('tests', '?')} tests not run"
+                     + (f": {why}" if why else ""))
+    parts += [str(note) for note in requirement.get("notes") or []]
+    return "; ".join(parts)
+
+
 def reason(requirement: dict[str, Any]) -> str:
-    """One line saying why a requirement did not pass (empty for a pass)."""
+    """One line saying why a requirement did not pass, or (for a pass) how complete its judgement is."""
     status = requirement["status"]
     if status in PROBLEM_STATUSES:
         first = (problems_of(requirement) or [{}])[0]
@@ -201,7 +214,7 @@ def reason(requirement: dict[str, Any]) -> str:
         return text
     if status == "not-run":
         return "; ".join(requirement.get("not_run_reasons") or ["no observation recorded"])
-    return ""
+    return judgement_note(requirement)
 
 
 def is_warning(requirement: dict[str, Any]) -> bool:

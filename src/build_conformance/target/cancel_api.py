@@ -72,6 +72,8 @@ class CancelApi:
         self._owns = owns
         self._inspect = inspect
         self.run_marker = run_marker
+        # Told of each build of this run whose cancel was accepted (e.g. to free what kept it waiting).
+        self.on_accepted: Callable[[str], None] | None = None
 
     def as_tenant(self, tenant: str = "A", scheme: str = "Bearer") -> Credentials:
         token = self._tokens[tenant].reveal()
@@ -139,6 +141,8 @@ class CancelApi:
                 presented=credentials.presented,
             ),
         )
+        if addressed is not None and exchange.status == 200 and self.on_accepted is not None:
+            self.on_accepted(addressed)
         if not allow_no_response and (exchange.response is None or exchange.status == 503):
             raise TargetUnavailable(f"no usable answer after {exchange.attempts} attempt(s): {exchange.describe()}")
         return exchange

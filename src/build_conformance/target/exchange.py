@@ -70,6 +70,10 @@ class Exchange:
     attempts: int = 1
     history: list[str] = field(default_factory=list)  # outcomes of earlier attempts ("503", "timed out", …)
     notes: list[str] = field(default_factory=list)
+    # When (time.monotonic) this attempt was sent and its answer was in: of two requests in flight at once,
+    # neither came first as far as the server's state is concerned.
+    sent_at: float | None = None
+    received_at: float | None = None
 
     def __repr__(self) -> str:
         return f"Exchange({self.label!r}: {self.describe()})"

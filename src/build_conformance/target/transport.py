@@ -45,6 +45,10 @@ class RequestBudgetExceeded(Exception):
     """The run reached its configured request budget."""
 
 
+class RunHalted(TargetUnavailable):
+    """The run is being interrupted: no more requests for the tests (the cleanup resumes the transport)."""
+
+
 @dataclass(frozen=True)
 class TransportSettings:
     request_timeout: float = 10.0
@@ -74,6 +78,7 @@ class Transport:
         self._lock = threading.Lock()
         self._sent = 0
         self._rate = AdaptiveRate(settings.rate_limit, adaptive=settings.adaptive_rate)
+        self._halted = threading.Event()
 
     @property
     def requests_sent(self) -> int:
@@ -85,7 +90,16 @@ class Transport:
     def close(self) -> None:
         self._client.close()
 
+    def halt(self) -> None:
+        """Refuse every further request (tests still running end quickly) until `resume`."""
+        self._halted.set()
+
+    def resume(self) -> None:
+        self._halted.clear()
+
     def _admit(self) -> None:
+        if self._halted.is_set():
+            raise RunHalted("the run is being interrupted")
         with self._lock:
             if self.settings.max_requests is not None and self._sent >= self.settings.max_requests:
                 raise RequestBudgetExceeded(f"request budget of {self.settings.max_requests} reached")
@@ -173,11 +187,12 @@ class Transport:
             headers=tuple((k, v) for k, v in request.headers.multi_items()),
             body=body,
         )
-        exchange = Exchange(label=label, request=sent)
+        exchange = Exchange(label=label, request=sent, sent_at=time.monotonic())
         if len(body) > STREAMED_BODY:
             self._send_streamed(exchange, headers)
         else:
             self._send_httpx(exchange, request)
+        exchange.received_at = time.monotonic()
         response = exchange.response
         self._rate.observe(response.status if response else None, response.elapsed if response else None)
         return exchange
