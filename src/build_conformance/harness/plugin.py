@@ -243,7 +243,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not state.active or state.session is None or state.config is None:
         return
     run = state.session
-    cleanup = clean_up(run)
+    cleanup = clean_up(run, sweep=not xdist.is_worker(config))
     if xdist.is_worker(config):
         config.workeroutput[xdist.KEY] = {**xdist.worker_output(run), "cleanup": cleanup}  # type: ignore[attr-defined]
         run.transport.close()

@@ -26,7 +26,7 @@ from build_conformance.judging.per_response import ResponseChecks
 from build_conformance.judging.recorder import RECORDER
 from build_conformance.provisioning.budget import BuildBudget
 from build_conformance.provisioning.capabilities import Capabilities, RecordingProvisioner
-from build_conformance.provisioning.cleanup import cancel_leftovers
+from build_conformance.provisioning.cleanup import cancel_builds, cancel_leftovers, find_run_builds
 from build_conformance.provisioning.control import ControlProvisioner
 from build_conformance.provisioning.ledger import Ledger
 from build_conformance.provisioning.polling import poll
@@ -319,9 +319,13 @@ def rate_summary(transport: Transport, workers: list[dict[str, Any]]) -> dict[st
             "adaptive": adaptive}
 
 
-def clean_up(run: ConformanceRun) -> dict[str, Any]:
+def clean_up(run: ConformanceRun, *, sweep: bool = False) -> dict[str, Any]:
     """Stop making builds and cancel this process's builds that may still be active (a deployment's only:
-    the embedded server goes away with the run). Returns what the cleanup did, for results.json."""
+    the embedded server goes away with the run). Returns what the cleanup did, for results.json.
+
+    `sweep` (the controlling process, once every worker is done): also look the run's builds up by its
+    run marker, as the `cleanup` command does, and cancel those still active. A run interrupted while a
+    start request was in flight has a build the platform made but never named to the run."""
     if run.provisioner.pool is not None:
         run.provisioner.pool.close()
     if run.target.embedded:
@@ -335,7 +339,12 @@ def clean_up(run: ConformanceRun) -> dict[str, Any]:
         builds += [b for b in started() if b.build_id not in entered]
     token = CURRENT_TEST.set("cleanup")
     try:
-        return cancel_leftovers(run.context, builds).as_dict()
+        report = cancel_leftovers(run.context, builds)
+        if sweep and started is not None:
+            known = {b.build_id for build in builds for b in (build, *build.companions)}
+            found, _ = find_run_builds(run.context, run.run_marker)
+            report.merge(cancel_builds(run.context, [b for b in found if b.build_id not in known]))
+        return report.as_dict()
     finally:
         CURRENT_TEST.reset(token)
 

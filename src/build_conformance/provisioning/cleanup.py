@@ -27,6 +27,10 @@ class CleanupReport:
     cancelled: list[str] = field(default_factory=list)  # builds the cleanup cancelled (or found ended)
     failures: list[str] = field(default_factory=list)  # "<build id>: why" for builds that may still run
 
+    def merge(self, other: CleanupReport) -> None:
+        self.cancelled += other.cancelled
+        self.failures += other.failures
+
     def as_dict(self) -> dict[str, object]:
         return {"cleaned": len(self.cancelled), "left_active": [f.split(":")[0] for f in self.failures],
                 "cleanup_failures": list(self.failures)}
