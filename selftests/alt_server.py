@@ -44,6 +44,7 @@ import json
 import random
 import re
 import secrets
+import ssl
 import threading
 import uuid
 import zlib
@@ -1030,9 +1031,10 @@ def start_alt_server(
     *,
     production_seed: int | None = None,
     production_traits: Iterable[str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AltServer:
     """The server on `host:port` (0: any free port); `production_seed` switches production mode on
-    with every trait of `TRAITS`, or only `production_traits`."""
+    with every trait of `TRAITS`, or only `production_traits`; `ssl_context` serves HTTPS."""
     if production_traits is not None and production_seed is None:
         raise ValueError("production_traits needs a production_seed")
     production = Production(production_seed, production_traits) if production_seed is not None else None
@@ -1042,9 +1044,12 @@ def start_alt_server(
     )
     httpd = _Server((host, port), _Handler)
     httpd.app = App(Store(tenants, production))
+    if ssl_context is not None:
+        # Handshakes on the connection's own thread (its first read): a failing client cannot stall accept().
+        httpd.socket = ssl_context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
     thread = threading.Thread(target=httpd.serve_forever, name="alt-build-server", daemon=True)
     thread.start()
-    origin = f"http://{host}:{httpd.server_address[1]}"
+    origin = f"{'https' if ssl_context else 'http'}://{host}:{httpd.server_address[1]}"
     return AltServer(origin + API_PREFIX, origin + CONTROL_PREFIX, (tenants[0].token, tenants[1].token), httpd,
                      thread, production)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from build_conformance.redaction import REDACTOR, Secret
 
@@ -90,6 +90,31 @@ def _existing_file(value: Any, name: str) -> str:
     if not path.is_file():
         raise ConfigError(f"{name}: no such file {str(value)!r}")
     return str(path)
+
+
+DIRECT_PROXY = "direct"
+
+
+def _proxy(value: Any, name: str) -> str:
+    text = _text(value, name).strip()
+    if text.lower() in (DIRECT_PROXY, "none"):
+        return DIRECT_PROXY
+    split = urlsplit(text if "://" in text else f"http://{text}")
+    for credential, label in ((split.username, "proxy-user"), (split.password, "proxy-password")):
+        if credential:  # from here on nothing the process writes shows it
+            REDACTOR.add_token(Secret(unquote(credential), label), label)
+    if split.scheme not in ("http", "https") or not split.hostname:
+        hint = " (SOCKS proxies are not supported)" if split.scheme.startswith("socks") else ""
+        raise ConfigError(f"{name} must be an http:// or https:// proxy URL or 'direct'{hint}")
+    return text
+
+
+def without_credentials(url: str) -> str:
+    """A proxy URL as reports show it: user and password left out."""
+    split = urlsplit(url if "://" in url else f"http://{url}")
+    if not (split.username or split.password):
+        return url
+    return split._replace(netloc="<proxy-user>@" + split.netloc.rpartition("@")[2]).geturl()
 
 
 def _names(value: Any) -> list[str]:
@@ -174,6 +199,14 @@ OPTIONS: tuple[Option, ...] = (
            "conformance tests run at once, their round trips and waits overlapping (default 8; 1 with "
            "--provisioner public-api, whose real builds queue behind a platform's concurrency limit)"),
     Option("ca_bundle", _existing_file, None, "CA bundle (PEM) to verify the target's TLS certificate"),
+    Option("client_cert", _existing_file, None,
+           "client certificate (PEM) for gateways that require mutual TLS; may hold the key too"),
+    Option("client_key", _existing_file, None, "private key (PEM) of --client-cert, when it is a file of its own"),
+    Option("client_key_password", _secret, None,
+           "password of an encrypted --client-key (prefer the environment variable)", secret=True, in_file=False),
+    Option("proxy", _proxy, None,
+           "HTTP(S) proxy for every request, e.g. http://proxy:3128 ('direct': none; default: HTTPS_PROXY, "
+           "HTTP_PROXY, ALL_PROXY and NO_PROXY from the environment)"),
     Option("seed", _seed, None, "seed for generated inputs (default: random, printed in the report)"),
     Option("fault", _text, None, "embedded reference server only: switch on named faults (comma-separated)"),
     Option("variation", _text, None,
@@ -209,6 +242,10 @@ class RunConfig:
     provision_timeout: float
     concurrency: int | None
     ca_bundle: str | None
+    client_cert: str | None
+    client_key: str | None
+    client_key_password: Secret | None
+    proxy: str | None
     seed: int | None
     fault: str | None
     variation: str | None
@@ -241,6 +278,8 @@ class RunConfig:
         for option in OPTIONS:
             value = getattr(self, option.name)
             data[option.name] = ("<set>" if value else "<unset>") if option.secret else value
+        if self.proxy:
+            data["proxy"] = without_credentials(self.proxy)
         return data
 
 
@@ -271,7 +310,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         where = ".".join(str(p) for p in error.path) or "(top level)"
         raise ConfigError(f"{path.name}: {where}: {error.message}")
     # Relative paths in the file are relative to the file, not to wherever the suite is started.
-    for key in ("token_file", "other_token_file", "ca_bundle", "report_dir"):
+    for key in ("token_file", "other_token_file", "ca_bundle", "client_cert", "client_key", "report_dir"):
         if key in data and not Path(str(data[key])).expanduser().is_absolute():
             data[key] = str(path.parent / str(data[key]))
     return data

@@ -17,10 +17,11 @@ from build_conformance.provisioning.cleanup import cancel_builds, find_run_build
 from build_conformance.provisioning.protocol import ProvisionedBuild, ProvisionerContext
 from build_conformance.redaction import REDACTOR
 from build_conformance.reporting.results_file import ResultsError, read_json
+from build_conformance.target.connection import policy_of
 from build_conformance.target.transport import Transport, TransportSettings
 
 TARGET_OPTIONS = ("base_url", "token", "other_token", "token_file", "other_token_file", "ca_bundle",
-                  "request_timeout")
+                  "client_cert", "client_key", "client_key_password", "proxy", "request_timeout")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +52,7 @@ def cleanup(args: argparse.Namespace) -> int:
     tokens = {"A": config.token, "B": config.other_token}
     for tenant, token in tokens.items():
         REDACTOR.add(token, f"token-{tenant.lower()}")
-    transport = Transport(TransportSettings(request_timeout=config.request_timeout, verify=config.ca_bundle or True))
+    transport = Transport(TransportSettings(request_timeout=config.request_timeout, connection=policy_of(config)))
     context = ProvisionerContext(api_url=config.base_url, control_url=None, tokens=tokens, transport=transport,
                                  settle_timeout=config.settle_timeout, run_marker=args.run_marker or "")
     try:

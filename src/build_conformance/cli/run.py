@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 from typing import Any, Final
 
 from build_conformance.cli.errors import EXIT_USAGE, error
@@ -146,6 +147,10 @@ def run_suite(args: argparse.Namespace, profile: str | None = None) -> int:
         return EXIT_USAGE
     import pytest
 
+    # Started from inside a pytest-xdist worker (a CI job that runs its tests with -n), the suite's own pytest
+    # would take itself for a worker (and plugins would warn about it): this run is a session of its own.
+    for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
+        del os.environ[name]
     collector = _VerdictCollector()
     code = pytest.main(pytest_arguments(args, profile), plugins=[collector])
     if collector.verdict is not None:

@@ -39,6 +39,13 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jitter", type=float, default=0.0, metavar="MS",
                         help="up to this many milliseconds more or less, at random, seeded by --seed (default: 0)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the jitter (default: 0)")
+    parser.add_argument("--tls-cert", default=None, metavar="FILE",
+                        help="serve HTTPS with this certificate chain (PEM; may hold the key) (default: plain HTTP)")
+    parser.add_argument("--tls-key", default=None, metavar="FILE", help="the private key of --tls-cert (PEM)")
+    parser.add_argument("--tls-version", default=None, choices=["1.2", "1.3"],
+                        help="serve only this TLS version (default: 1.2 and 1.3; 1.3 sends session tickets)")
+    parser.add_argument("--tls-client-ca", default=None, metavar="FILE",
+                        help="require a client certificate signed by this CA (mutual TLS) (default: none)")
 
 
 def _names(values: list[str] | None) -> list[str]:
@@ -76,6 +83,13 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"{flag} is not supported by this version of the reference server")
     if args.latency < 0 or args.jitter < 0:
         raise ValueError("--latency and --jitter must not be negative")
+    if args.tls_cert is not None:
+        from build_conformance.reference.tls import server_context
+
+        options["ssl_context"] = server_context(args.tls_cert, args.tls_key, version=args.tls_version,
+                                                client_ca=args.tls_client_ca)
+    elif args.tls_key or args.tls_version or args.tls_client_ca:
+        raise ValueError("--tls-key, --tls-version and --tls-client-ca need --tls-cert")
     return options
 
 
@@ -96,6 +110,7 @@ def ready_lines(server: Any, note: str | None = None) -> list[str]:
         lines.append(f"faults:       {', '.join(faults)}")
     if variations:
         lines.append(f"variations:   {', '.join(variations)}")
+    tls = " --ca-bundle CA_FILE" if server.api_url.startswith("https:") else ""
     lines += [
         "",
         f"Run the suite against it from another shell ({first} is tenant A, {second} tenant B):",
@@ -103,7 +118,9 @@ def ready_lines(server: Any, note: str | None = None) -> list[str]:
         f"  export BUILD_CONFORMANCE_TOKEN={shlex.quote(tokens[first])}",
         f"  export BUILD_CONFORMANCE_OTHER_TOKEN={shlex.quote(tokens[second])}",
         f"  build-conformance run --base-url {shlex.quote(server.api_url)} "
-        f"--control-url {shlex.quote(server.control_url)}",
+        f"--control-url {shlex.quote(server.control_url)}{tls}",
+        *(["  (CA_FILE: the CA that signed --tls-cert; add --client-cert/--client-key when --tls-client-ca is set)"]
+          if tls else []),
         "",
         "Ctrl-C to stop.",
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.provisioning.capabilities import Capabilities
 from build_conformance.provisioning.protocol import TERMINAL, ProvisionedBuild, ProvisioningError
+from build_conformance.target.connection import tls_hint
 from build_conformance.target.exchange import Exchange
 
 # The first probe gives an unreachable target two tries, not the full retry window: nothing listens.
@@ -30,7 +31,7 @@ def preflight(run: ConformanceRun) -> Capabilities:
     anonymous = api.cancel(probe_id, credentials=api.raw_credentials({}), label="preflight: reachability",
                            allow_no_response=True, max_attempts=REACHABILITY_ATTEMPTS)
     if anonymous.transport_error is not None:
-        raise PreflightError(f"cannot reach the API at {url}: {anonymous.transport_error}")
+        raise PreflightError(unreachable(url, anonymous.transport_error))
     if anonymous.status == 503:
         raise PreflightError(f"the API at {url} keeps answering 503 (unavailable)")
     _remember_identity(run, anonymous)
@@ -50,14 +51,16 @@ def preflight(run: ConformanceRun) -> Capabilities:
     try:
         capabilities = run.provisioner.probe_capabilities()
     except Exception as exc:
-        raise PreflightError(f"the provisioner ({run.config.provisioner}) is not usable: {exc}") from None
+        raise PreflightError(f"the provisioner ({run.config.provisioner}) is not usable: {_hinted(str(exc))}"
+                             ) from None
     if anonymous.response is None:
         _liveness(run)
     # Real builds made to find out are not kept running (a platform's concurrency limit would starve the tests).
     run.release("preflight", run.provisioner.probe_builds)
     if not capabilities.statuses:
         reasons = "; ".join(sorted(set(capabilities.reasons.values())))[:300]
-        raise PreflightError(f"the provisioner ({run.config.provisioner}) could not create any build: {reasons}")
+        raise PreflightError(f"the provisioner ({run.config.provisioner}) could not create any build: "
+                             f"{_hinted(reasons)}")
     if run.profile == "certify" and not capabilities.complete:
         missing = ", ".join(sorted(capabilities.reasons))
         raise PreflightError(f"a certify run needs every provisioning hook; missing: {missing}")
@@ -66,6 +69,16 @@ def preflight(run: ConformanceRun) -> Capabilities:
         if run.observe(mine.build_id, "B") is not None:
             raise PreflightError("--token and --other-token belong to the same tenant (B can observe A's build)")
     return capabilities
+
+
+def unreachable(url: str, transport_error: str) -> str:
+    """Why the target cannot be reached, in the words of the person running the suite (TLS problems named)."""
+    return f"cannot reach the API at {url}: {_hinted(transport_error)}"
+
+
+def _hinted(reason: str) -> str:
+    hint = tls_hint(reason)
+    return f"{hint} ({reason})" if hint else reason
 
 
 def _reject_token(probe: Exchange, flag: str) -> None:

@@ -41,6 +41,7 @@ from build_conformance.provisioning.protocol import (
 from build_conformance.provisioning.public_api import PublicApiProvisioner
 from build_conformance.redaction import REDACTOR
 from build_conformance.target.cancel_api import JSON_MEDIA_TYPE, CancelApi
+from build_conformance.target.connection import ConnectionSetupError, policy_of
 from build_conformance.target.exchange import Exchange
 from build_conformance.target.transport import Transport, TransportSettings
 
@@ -223,12 +224,18 @@ class ConformanceRun:
 def transport_settings(config: RunConfig) -> TransportSettings:
     """Loopback reference runs are unthrottled; a deployment gets a bounded budget and an adaptive rate."""
     external = not config.embedded
+    connection = policy_of(config)
+    if external:
+        try:
+            connection.ssl_context()  # a client key that does not load is a configuration error, said at once
+        except ConnectionSetupError as exc:
+            raise ConfigError(str(exc)) from None
     return TransportSettings(
         request_timeout=config.request_timeout,
         max_requests=config.max_requests or (EXTERNAL_MAX_REQUESTS if external else None),
         rate_limit=config.rate_limit,
         adaptive_rate=external,
-        verify=config.ca_bundle or True,
+        connection=connection,
     )
 
 

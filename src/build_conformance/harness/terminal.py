@@ -484,6 +484,9 @@ def banner(run: ConformanceRun, selection: Any, tests: int | None) -> list[tuple
             kind += f" ({server})"
     rows.append(("target", f"{run.target.api_url} — {kind}"))
     rows.append(("control API", str(run.target.control_url or "none")))
+    connection = getattr(run.transport.settings, "connection", None)
+    if connection is not None and not config.embedded:
+        rows.append(("connection", connection.describe(run.target.api_url)))
     rows.append(("profile", f"{run.profile} — {PROFILE_NOTES.get(run.profile, '')}"))
     rows.append(("seed", f"{run.seed} (replay with --seed {run.seed})"))
     capabilities = run.capabilities

@@ -27,14 +27,16 @@ LINGER_BYTES = 32 * 1024 * 1024
 
 
 class RequestBody:
-    def __init__(self, rfile: io.BufferedIOBase, length: int, problem: ApiError | None = None) -> None:
+    def __init__(self, rfile: io.BufferedIOBase, length: int, problem: ApiError | None = None, *,
+                 read_whole: bool = False) -> None:
         self._rfile = rfile
         self._length = length
         self._consumed = 0
         self._problem = problem
+        self._read_whole = read_whole  # reads-whole-body: an oversized body is read to its end before the 413
 
     @classmethod
-    def from_headers(cls, rfile: io.BufferedIOBase, headers: Message) -> RequestBody:
+    def from_headers(cls, rfile: io.BufferedIOBase, headers: Message, *, read_whole: bool = False) -> RequestBody:
         if headers.get_all("Transfer-Encoding"):
             # Chunked uploads are not needed by any client of this endpoint; refusing them keeps the
             # framing (and the size limit) decidable from one header.
@@ -45,7 +47,7 @@ class RequestBody:
         text = values.pop()
         if values or not text.isdigit() or not text.isascii():
             return cls(rfile, 0, ApiError(400, INVALID, "invalid Content-Length", close=True))
-        return cls(rfile, int(text))
+        return cls(rfile, int(text), read_whole=read_whole)
 
     @property
     def declared_length(self) -> int:
@@ -62,7 +64,8 @@ class RequestBody:
     def read(self, limit: int) -> bytes:
         self.check_framing()
         if self._length > limit:
-            raise ApiError(413, INVALID, f"request body larger than {limit} bytes", close=True, kind="too_large")
+            whole = self._read_whole and self._length <= LINGER_BYTES and self._drained()
+            raise ApiError(413, INVALID, f"request body larger than {limit} bytes", close=not whole, kind="too_large")
         chunks = []
         try:
             while self.unread > 0:
@@ -77,6 +80,18 @@ class RequestBody:
             self._problem = ApiError(400, INVALID, "request body shorter than its Content-Length", close=True)
             raise self._problem
         return b"".join(chunks)
+
+    def _drained(self) -> bool:
+        """Read the rest of the body and drop it (a server that buffers whole requests); False if it fell short."""
+        try:
+            while self.unread > 0:
+                chunk = self._rfile.read(min(self.unread, 256 * 1024))
+                if not chunk:
+                    return False
+                self._consumed += len(chunk)
+        except (TimeoutError, OSError):
+            return False
+        return True
 
     def must_close(self) -> bool:
         return self._problem is not None or self.unread > DRAIN_LIMIT

@@ -48,6 +48,10 @@ VARIATIONS: dict[str, Variation] = _variations(
               "response bodies are gzip-compressed (Content-Encoding: gzip) when the request's Accept-Encoding "
               "allows it"),
     Variation("chunked-responses", "response bodies are sent with Transfer-Encoding: chunked, without Content-Length"),
+    Variation("reads-whole-body",
+              "a request body over the size limit is read to its end (up to 32 MiB) before the 413 is sent, as "
+              "servers and gateways that buffer whole requests do: a client that waits for an early answer "
+              "instead of sending stalls"),
     Variation("connection-close", "every response carries Connection: close and the server closes the connection"),
     Variation("transient-503",
               "every 25th request (API or control, counted server-wide) is answered 503 'temporarily unavailable' "

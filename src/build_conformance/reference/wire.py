@@ -123,7 +123,7 @@ class Handler(BaseHTTPRequestHandler):
         received = time.monotonic()
         server = self._server
         request_id = new_request_id()
-        body = RequestBody.from_headers(self.rfile, self.headers)
+        body = RequestBody.from_headers(self.rfile, self.headers, read_whole="reads-whole-body" in server.variations)
         request = Request(self.command, self._raw_target(), self.headers, body, request_id)
         try:
             response = server.respond(request)

@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +28,7 @@ import tenacity
 
 from build_conformance.attribution import CURRENT_TEST, REQUESTS_BY_TEST
 from build_conformance.redaction import Secret
+from build_conformance.target.connection import ConnectionPolicy, Proxy, httpx_transport
 from build_conformance.target.exchange import Exchange, ReceivedResponse, SentRequest
 from build_conformance.target.rate import AdaptiveRate, RateReport
 from build_conformance.target.streaming import send_reading_while_writing
@@ -61,7 +62,8 @@ class TransportSettings:
     max_requests: int | None = None
     rate_limit: float | None = None  # ceiling in requests per second; None = none given
     adaptive_rate: bool = False  # adapt the rate to the target (a deployment); off for loopback
-    verify: bool | str = True
+    # CA bundle, client certificate, proxy: the same for every request, whichever sender carries it.
+    connection: ConnectionPolicy = field(default_factory=ConnectionPolicy)
 
 
 class Transport:
@@ -69,12 +71,7 @@ class Transport:
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(settings.request_timeout),
-            follow_redirects=False,
-            verify=settings.verify,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+        self._clients: dict[tuple[Proxy | None, str], httpx.Client] = {}  # per route: proxy (or none), scheme
         self._lock = threading.Lock()
         self._sent = 0
         self._rate = AdaptiveRate(settings.rate_limit, adaptive=settings.adaptive_rate)
@@ -88,7 +85,29 @@ class Transport:
         return self._rate.report()
 
     def close(self) -> None:
-        self._client.close()
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    def _client(self, origin: str) -> tuple[httpx.Client, Proxy | None]:
+        """The httpx client for requests to `origin`, and the proxy it goes through: the policy's TLS context
+        and its proxy for that origin (decided by the policy, not by httpx's reading of the environment, so
+        both senders take the same route)."""
+        connection = self.settings.connection
+        proxy = connection.proxy_for(origin)
+        scheme = urlsplit(origin).scheme
+        with self._lock:
+            client = self._clients.get((proxy, scheme))
+            if client is None:
+                limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+                client = self._clients[(proxy, scheme)] = httpx.Client(
+                    timeout=httpx.Timeout(self.settings.request_timeout),
+                    follow_redirects=False,
+                    trust_env=False,
+                    transport=httpx_transport(connection, proxy, scheme, limits),
+                )
+            return client, proxy
 
     def halt(self) -> None:
         """Refuse every further request (tests still running end quickly) until `resume`."""
@@ -177,9 +196,12 @@ class Transport:
         body: bytes,
         label: str,
     ) -> Exchange:
+        client, proxy = self._client(origin)  # before admission: building a TLS context is not the request's time
         self._admit()
-        request = self._client.build_request(method, origin + "/", headers=headers, content=body)
-        request.extensions["target"] = target
+        request = client.build_request(method, origin + "/", headers=headers, content=body)
+        forwarded = proxy is not None and origin.startswith("http:")
+        # Through a proxy, plain http goes in absolute form (https goes through the tunnel as it is).
+        request.extensions["target"] = origin.encode("latin-1") + target if forwarded else target
         sent = SentRequest(
             method=method,
             origin=origin,
@@ -189,18 +211,21 @@ class Transport:
         )
         exchange = Exchange(label=label, request=sent, sent_at=time.monotonic())
         if len(body) > STREAMED_BODY:
-            self._send_streamed(exchange, headers)
+            self._send_streamed(exchange)
         else:
-            self._send_httpx(exchange, request)
+            if forwarded and proxy is not None:
+                for name, value in proxy.authorization():
+                    request.headers[name] = value  # to the proxy only; kept out of the evidence above
+            self._send_httpx(client, exchange, request)
         exchange.received_at = time.monotonic()
         response = exchange.response
         self._rate.observe(response.status if response else None, response.elapsed if response else None)
         return exchange
 
-    def _send_httpx(self, exchange: Exchange, request: httpx.Request) -> None:
+    def _send_httpx(self, client: httpx.Client, exchange: Exchange, request: httpx.Request) -> None:
         started = time.monotonic()
         try:
-            response = self._client.send(request)
+            response = client.send(request)
         except httpx.TimeoutException:
             exchange.timed_out = True
             return
@@ -214,10 +239,12 @@ class Transport:
             elapsed=time.monotonic() - started,
         )
 
-    def _send_streamed(self, exchange: Exchange, headers: list[tuple[str, str]]) -> None:
+    def _send_streamed(self, exchange: Exchange) -> None:
         request = exchange.request
-        answer = send_reading_while_writing(request.method, request.origin, request.target, headers, request.body,
-                                            timeout=self.settings.request_timeout, verify=self.settings.verify)
+        # The headers httpx would have sent (Accept-Encoding included): the evidence shows what went on the wire.
+        answer = send_reading_while_writing(request.method, request.origin, request.target, list(request.headers),
+                                            request.body, timeout=self.settings.request_timeout,
+                                            policy=self.settings.connection)
         if answer.status is None:
             exchange.timed_out = answer.timed_out
             exchange.transport_error = None if answer.timed_out else answer.error
