@@ -192,6 +192,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_builds", _positive_int, None,
            "most real builds the run may start (required with --provisioner public-api against a deployment; "
            "the run refuses without it and prints its estimate)"),
+    Option("max_build_seconds", _positive_float, None,
+           "most build-seconds (running time of real builds, measured from their own timestamps) the run may "
+           "consume (public API); once spent, no further build is started"),
     Option("provision_timeout", _positive_float, 300.0,
            "seconds a real build may take to reach the status a test needs (public API); the settle timeout "
            "still bounds cancellations"),
@@ -239,6 +242,7 @@ class RunConfig:
     max_requests: int | None
     rate_limit: float | None
     max_builds: int | None
+    max_build_seconds: float | None
     provision_timeout: float
     concurrency: int | None
     ca_bundle: str | None

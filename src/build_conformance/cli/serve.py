@@ -39,6 +39,13 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jitter", type=float, default=0.0, metavar="MS",
                         help="up to this many milliseconds more or less, at random, seeded by --seed (default: 0)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the jitter (default: 0)")
+    parser.add_argument("--max-concurrent-builds", type=int, default=None, metavar="N",
+                        help="builds started through the public API that run at once per tenant; the rest wait in a "
+                             "first-in, first-out queue (default: no limit)")
+    parser.add_argument("--build-quota", type=int, default=None, metavar="N",
+                        help="waiting or running public-API builds per tenant; further starts get 429 (default: none)")
+    parser.add_argument("--step-seconds", type=float, default=None, metavar="S",
+                        help="how long each step of a started build takes, at least (default: 0.025)")
     parser.add_argument("--tls-cert", default=None, metavar="FILE",
                         help="serve HTTPS with this certificate chain (PEM; may hold the key) (default: plain HTTP)")
     parser.add_argument("--tls-key", default=None, metavar="FILE", help="the private key of --tls-cert (PEM)")
@@ -75,9 +82,12 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         "latency": (args.latency / 1000.0, "--latency"),
         "jitter": (args.jitter / 1000.0, "--jitter"),
         "seed": (args.seed, "--seed"),
+        "max_concurrent_builds": (args.max_concurrent_builds, "--max-concurrent-builds"),
+        "build_quota": (args.build_quota, "--build-quota"),
+        "step_seconds": (args.step_seconds, "--step-seconds"),
     }
     for key, (value, flag) in wanted.items():
-        if key in supported:
+        if key in supported and value is not None:
             options[key] = value
         elif value:
             raise ValueError(f"{flag} is not supported by this version of the reference server")

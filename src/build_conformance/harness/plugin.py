@@ -20,6 +20,7 @@ from build_conformance import contract
 from build_conformance.attribution import CURRENT_TEST, REQUESTS_BY_TEST
 from build_conformance.config import ConfigError, resolve
 from build_conformance.harness import redacted_output, terminal, xdist
+from build_conformance.harness.demand import Demand
 from build_conformance.harness.embedded import start_target
 from build_conformance.harness.estimate import describe, estimate, real_builds, suggested_budget
 from build_conformance.harness.hypothesis_home import use_cache_directory
@@ -74,9 +75,10 @@ def _shared_budget_file() -> Path:
     return Path(name)
 
 
-def _open(config: pytest.Config, *, shared_budget: bool = False) -> None:
-    """Resolve the configuration, start the target, run preflight: or exit 2 with one line.
-    `shared_budget`: pytest-xdist workers will start builds too, so the build budget lives in a file."""
+def _open(config: pytest.Config, items: list[pytest.Item], *, shared_budget: bool = False) -> None:
+    """Resolve the configuration, start the target, run preflight: or exit 2 with one line. `items`: the tests
+    this process will run (none for a pytest-xdist controller, whose workers will start builds too, so the
+    build budget lives in a file: `shared_budget`)."""
     state = plugin_state(config)
     state.active = True
     try:
@@ -88,9 +90,11 @@ def _open(config: pytest.Config, *, shared_budget: bool = False) -> None:
         target = start_target(state.config)
         budget_file = _shared_budget_file() if shared_budget else None
         state.session = state.concurrent.run = open_run(state.config, target, budget_file=budget_file)
+        state.session.demand = Demand(items)
         token = CURRENT_TEST.set("preflight")
         try:
             preflight(state.session)
+            state.session.demand_changed()  # what preflight made and no test will need is released now
         finally:
             CURRENT_TEST.reset(token)
     except (ConfigError, PreflightError) as exc:
@@ -102,10 +106,12 @@ def _open(config: pytest.Config, *, shared_budget: bool = False) -> None:
         raise pytest.UsageError(f"build-conformance: {redact(str(exc))}") from None
 
 
-def _open_worker(config: pytest.Config) -> None:
+def _open_worker(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = plugin_state(config)
     state.config = resolve(option_values(config))
     state.session = state.concurrent.run = xdist.open_worker_run(config, state.config)
+    # A worker runs only the tests its controller sends it, but which ones is not known beforehand.
+    state.session.demand = Demand(items)
     state.concurrent.workers = state.config.workers
     state.completeness.install_sigterm()
     state.active = True
@@ -120,7 +126,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         except ConfigError as exc:
             raise pytest.UsageError(f"build-conformance: {redact(str(exc))}") from None
         try:
-            _open(config, shared_budget=True)
+            _open(config, [], shared_budget=True)
         except KeyboardInterrupt:
             # pytest runs no sessionfinish for a session that did not start: clean up the builds preflight
             # started and write the (incomplete) results here.
@@ -179,13 +185,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return  # listing tests must not start servers or send requests
     state = plugin_state(config)
     if xdist.is_worker(config):
-        _open_worker(config)
+        _open_worker(config, conformance_items)
     elif state.session is None:
         try:
             _refuse_unbudgeted_real_builds(config, items)
         except ConfigError as exc:
             raise pytest.UsageError(f"build-conformance: {redact(str(exc))}") from None
-        _open(config)
+        _open(config, conformance_items)
 
 
 @pytest.fixture(scope="session")

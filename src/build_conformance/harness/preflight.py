@@ -56,7 +56,7 @@ def preflight(run: ConformanceRun) -> Capabilities:
     if anonymous.response is None:
         _liveness(run)
     # Real builds made to find out are not kept running (a platform's concurrency limit would starve the tests).
-    run.release("preflight", run.provisioner.probe_builds)
+    run.release("preflight")
     if not capabilities.statuses:
         reasons = "; ".join(sorted(set(capabilities.reasons.values())))[:300]
         raise PreflightError(f"the provisioner ({run.config.provisioner}) could not create any build: "

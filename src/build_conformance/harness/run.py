@@ -17,6 +17,7 @@ from hypothesis.strategies import SearchStrategy
 
 from build_conformance.attribution import CURRENT_TEST
 from build_conformance.config import EXTERNAL_MAX_REQUESTS, ConfigError, RunConfig
+from build_conformance.harness.demand import Demand
 from build_conformance.harness.embedded import Target
 from build_conformance.harness.parallel import PROPERTY_PARTS, each, part_seed, run_all
 from build_conformance.inputs.bodies import encode
@@ -36,6 +37,7 @@ from build_conformance.provisioning.protocol import (
     ProvisionedBuild,
     Provisioner,
     ProvisionerContext,
+    ProvisioningError,
     Snapshot,
 )
 from build_conformance.provisioning.public_api import PublicApiProvisioner
@@ -80,6 +82,8 @@ class ConformanceRun:
     definition_notes: list[str] = field(default_factory=list)  # what the platform said of the build definitions
     # Transitions that did not complete within the full settle timeout, and the test that saw it first.
     unsettled: dict[str, str] = field(default_factory=dict)
+    # The statuses the tests not yet finished will ask for (None: not known, e.g. a pytest-xdist controller).
+    demand: Demand | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -200,12 +204,30 @@ class ConformanceRun:
                                label=label, **options)
 
     def release(self, test: str, builds: Iterable[ProvisionedBuild] | None = None) -> None:
-        """A test (or a part of one, with its `builds`) is done with its builds: those that may still be active
-        are cancelled, where builds are real (they cost money and capacity, and a platform's concurrency
-        limit would starve the tests still running)."""
-        chosen = list(builds) if builds is not None else self.provisioner.builds_of(test)
-        if chosen and getattr(self.provisioner.inner, "releases_builds", False):
-            cancel_leftovers(self.context, chosen)
+        """A test (or a part of one, with its `builds`) is done with its builds: where builds are real (they cost
+        money and hold a platform's slots) everything the test owns that may still be active is cancelled —
+        also builds whose provisioning failed half-way — and the pool shrinks to what the remaining tests need."""
+        inner = self.provisioner.inner
+        handed = self.provisioner.builds_of(test) if builds is None else list(builds)
+        if not getattr(inner, "releases_builds", False):
+            return
+        release_owner = getattr(inner, "release", None)
+        release_builds = getattr(inner, "release_builds", None)
+        if builds is not None and callable(release_builds):
+            release_builds({b.build_id for b in handed})
+        elif callable(release_owner):
+            release_owner(test)
+        elif handed:
+            cancel_leftovers(self.context, handed)
+        if builds is None and self.demand is not None:
+            self.demand.done(test)
+            self.demand_changed()
+
+    def demand_changed(self) -> None:
+        """Tell the provisioner what the remaining tests still need (its pool of real builds follows it)."""
+        changed = getattr(self.provisioner.inner, "demand_changed", None)
+        if callable(changed) and self.demand is not None:
+            changed(self.demand.remaining())
 
     def unknown_id(self) -> str:
         """An id no deployment can have issued: it carries this run's random marker."""
@@ -282,26 +304,27 @@ def open_run(
         transport=transport,
         settle_timeout=config.settle_timeout,
         run_marker=run_marker,
-        budget=BuildBudget(config.max_builds, budget_file),
+        budget=BuildBudget(config.max_builds, budget_file, seconds_limit=config.max_build_seconds),
         provision_timeout=config.provision_timeout,
     )
     provisioner = RecordingProvisioner(make_provisioner(config, context), ledger)
     provisioner.notes = RECORDER.note
 
     def release(build: ProvisionedBuild) -> None:
-        cancel_leftovers(context, [build])
+        releasing = getattr(provisioner.inner, "release_builds", None)
+        if callable(releasing):
+            releasing({build.build_id})
+        else:
+            cancel_leftovers(context, [build])
 
     provisioner.release = release
     depth = POOL_DEPTH.get(config.provisioner, 0) if config.workers > 1 else 0
     provisioner.pool = BuildPool(provisioner.make, depth)
     api = CancelApi(transport, target.api_url, target.tokens, ledger.owns, checks.inspect, run_marker)
-    if getattr(provisioner.inner, "releases_builds", False):
-        # The running builds that kept a waiting build waiting hold the platform's slots: once that build's
-        # cancel is accepted they serve nothing, and a later test's build would wait behind them.
-        def free_companions(build_id: str) -> None:
-            cancel_leftovers(context, provisioner.companions_done(build_id))
-
-        api.on_accepted = free_companions
+    accepted = getattr(provisioner.inner, "cancel_accepted", None)
+    if callable(accepted):
+        # A waiting build whose cancel was accepted no longer queues in front of the platform's next builds.
+        api.on_accepted = accepted
     return ConformanceRun(
         config=config,
         target=target,
@@ -330,40 +353,71 @@ def clean_up(run: ConformanceRun, *, sweep: bool = False) -> dict[str, Any]:
     """Stop making builds and cancel this process's builds that may still be active (a deployment's only:
     the embedded server goes away with the run). Returns what the cleanup did, for results.json.
 
-    `sweep` (the controlling process, once every worker is done): also look the run's builds up by its
-    run marker, as the `cleanup` command does, and cancel those still active. A run interrupted while a
-    start request was in flight has a build the platform made but never named to the run."""
+    Every real build has an owner that released it when done, so this is a safety net: it cancels what
+    is still unreleased (a run interrupted mid-test). `sweep` (the controlling process, once every worker
+    is done): also look the run's builds up by its run marker, as the `cleanup` command does, and cancel
+    those still active (a start request in flight at an interruption made a build the run never saw
+    named), then measure what the run's builds cost from the platform's own history."""
     if run.provisioner.pool is not None:
         run.provisioner.pool.close()
     if run.target.embedded:
         return {}
-    builds = list(run.ledger.builds)
-    # Builds the platform named but no test got yet (a run interrupted while it waited for one) are the
-    # run's too: the provisioner knows each build it started.
-    started = getattr(run.provisioner.inner, "started_builds", None)
-    if started is not None:
-        entered = {b.build_id for build in builds for b in (build, *build.companions)}
-        builds += [b for b in started() if b.build_id not in entered]
+    inner = run.provisioner.inner
     token = CURRENT_TEST.set("cleanup")
     try:
+        release_pools = getattr(inner, "release_pools", None)
+        if callable(release_pools):
+            release_pools("the run is over")
+        builds = list(run.ledger.builds)
+        started = getattr(inner, "started_builds", None)
+        if started is not None:
+            entered = {b.build_id for b in builds}
+            builds += [b for b in started() if b.build_id not in entered]
         report = cancel_leftovers(run.context, builds)
+        summary: dict[str, Any] = {}
         if sweep and started is not None:
-            known = {b.build_id for build in builds for b in (build, *build.companions)}
+            known = {b.build_id for b in builds}
             found, _ = find_run_builds(run.context, run.run_marker)
             report.merge(cancel_builds(run.context, [b for b in found if b.build_id not in known]))
-        return report.as_dict()
+            measure = getattr(inner, "measure_cost", None)
+            if callable(measure):
+                try:
+                    summary["cost"] = measure()
+                except ProvisioningError as exc:
+                    summary["cost"] = {"unmeasured": str(exc)}
+        facts, costs = getattr(inner, "facts", None), getattr(inner, "costs", None)
+        if callable(facts):
+            summary["concurrency"] = facts()
+        if costs is not None:
+            summary["build_seconds_estimate"] = round(costs.estimate(), 1)
+        return {**report.as_dict(), **summary}
     finally:
         CURRENT_TEST.reset(token)
 
 
 def builds_summary(run: ConformanceRun, cleanups: list[dict[str, Any]]) -> dict[str, Any]:
-    """Builds the run started (by kind, against its budget) and what was left of them after the cleanup."""
+    """Builds the run started (by kind, against its budget), what they cost, what the run learned of the
+    platform's limits, and what was left of them after the cleanup."""
     summary: dict[str, Any] = {"started": run.budget.started, "by_kind": run.budget.by_kind(),
                                "budget": run.budget.limit, "cleaned": 0, "left_active": [], "cleanup_failures": []}
+    if run.budget.seconds_limit is not None:
+        summary["build_seconds_budget"] = run.budget.seconds_limit
+    estimate = 0.0
     for cleanup in cleanups:
         summary["cleaned"] += cleanup.get("cleaned", 0)
         summary["left_active"] += cleanup.get("left_active", [])
         summary["cleanup_failures"] += cleanup.get("cleanup_failures", [])
+        estimate += cleanup.get("build_seconds_estimate", 0.0)
+        if "cost" in cleanup:
+            summary["cost"] = cleanup["cost"]
+        for tenant, facts in (cleanup.get("concurrency") or {}).items():
+            summary.setdefault("concurrency", {}).setdefault(tenant, []).append(facts)
+    if "cost" in summary and "build_seconds" in summary["cost"]:
+        summary["build_seconds"] = summary["cost"]["build_seconds"]
+    elif estimate:
+        summary["build_seconds"] = round(estimate, 1)  # measured from the run's own observations (erring high)
+    if "concurrency" in summary:
+        summary["concurrency"] = {tenant: _merged_facts(seen) for tenant, seen in summary["concurrency"].items()}
     templates = getattr(run.provisioner.inner, "template_names", None)
     if templates:
         summary["templates"] = list(templates)
@@ -372,3 +426,17 @@ def builds_summary(run: ConformanceRun, cleanups: list[dict[str, Any]]) -> dict[
     if run.definition_notes:
         summary["definitions"] = list(run.definition_notes)
     return summary
+
+
+def _merged_facts(seen: list[dict[str, Any]]) -> dict[str, Any]:
+    """One tenant's limit facts from every process of the run (pytest-xdist workers each learn their own)."""
+    limits = sorted({limit for facts in seen for limit in facts.get("limits_seen", [])})
+    unlimited = [f["unlimited_at"] for f in seen if f.get("unlimited_at") is not None]
+    return {
+        "limit": next((f["limit"] for f in reversed(seen) if f.get("limit") is not None), None),
+        "limits_seen": limits,
+        "unlimited_at": max(unlimited) if unlimited else None,
+        "evidence": [e for f in seen for e in f.get("evidence", [])][-5:],
+        "pool_builds_started": sum(f.get("pool_builds_started", 0) for f in seen),
+        "waiting_builds_held": sum(f.get("waiting_builds_held", 0) for f in seen),
+    }

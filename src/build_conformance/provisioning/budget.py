@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,14 @@ class BuildBudget:
     """The run's count of started builds. Under pytest-xdist the workers share it through a file (`shared`,
     locked while read and written), so the budget holds for the run, not per process."""
 
-    def __init__(self, limit: int | None, shared: Path | None = None) -> None:
+    def __init__(self, limit: int | None, shared: Path | None = None, seconds_limit: float | None = None) -> None:
         self.limit = limit
+        self.seconds_limit = seconds_limit
         self.shared = shared
         self._lock = threading.Lock()
         self._local: Counter[str] = Counter()
         self._stopped: str | None = None
+        self._seconds: dict[str, float] = {}
 
     @property
     def started(self) -> int:
@@ -47,14 +51,22 @@ class BuildBudget:
         with self._lock, self._state() as state:
             return dict(state["started"])
 
-    def take(self, kind: str) -> None:
-        """Count one build of `kind` about to be started, or refuse (ProvisioningStopped)."""
+    def take(self, kind: str, cost: Callable[[], float] | None = None) -> None:
+        """Count one build of `kind` about to be started, or refuse (ProvisioningStopped). `cost`: this process's
+        build-seconds so far (every process of the run adds its own)."""
         with self._lock, self._state(write=True) as state:
             if state["stopped"] is not None:
                 raise ProvisioningStopped(state["stopped"])
             if self.limit is not None and sum(state["started"].values()) >= self.limit:
                 state["stopped"] = f"the build budget is spent (--max-builds {self.limit})"
                 raise ProvisioningStopped(state["stopped"])
+            if cost is not None:
+                seconds = state.setdefault("seconds", {})
+                seconds[str(os.getpid())] = cost()
+                if self.seconds_limit is not None and sum(seconds.values()) >= self.seconds_limit:
+                    state["stopped"] = (f"the build-seconds budget is spent (--max-build-seconds "
+                                        f"{self.seconds_limit:g}: about {sum(seconds.values()):.0f} used)")
+                    raise ProvisioningStopped(state["stopped"])
             state["started"][kind] = state["started"].get(kind, 0) + 1
 
     def give_back(self, kind: str) -> None:
@@ -84,7 +96,7 @@ class _State:
     def __enter__(self) -> dict[str, Any]:
         budget = self._budget
         if budget.shared is None:
-            self.data = {"started": budget._local, "stopped": budget._stopped}
+            self.data = {"started": budget._local, "stopped": budget._stopped, "seconds": budget._seconds}
             return self.data
         self._file = open(budget.shared, "a+", encoding="utf-8")
         fcntl.flock(self._file, fcntl.LOCK_EX)
@@ -98,6 +110,7 @@ class _State:
         if self._file is None:
             budget._local = Counter(self.data["started"])
             budget._stopped = self.data["stopped"]
+            budget._seconds = dict(self.data.get("seconds", {}))
             return
         try:
             if self._write:

@@ -57,9 +57,7 @@ class RecordingProvisioner:
         self.notes: Callable[[str, str], None] | None = None
         self._lock = threading.Lock()
         self._by_test: dict[str, list[ProvisionedBuild]] = {}
-        self._companions: dict[str, tuple[ProvisionedBuild, ...]] = {}  # by the build they keep waiting
-        self.probe_builds: list[ProvisionedBuild] = []  # real builds made to find the capabilities
-        # How to give a real build (and its companions) back at once: the run's cleanup cancels them.
+        # How to give a real build back at once: its owner is done with it (the provisioner cancels it).
         self.release: Callable[[ProvisionedBuild], None] | None = None
 
     def active_status(self) -> str:
@@ -94,15 +92,7 @@ class RecordingProvisioner:
         build = dataclasses.replace(build, test=test)
         with self._lock:
             self._by_test.setdefault(test, []).append(build)
-            if build.companions:
-                self._companions[build.build_id] = build.companions
         return build
-
-    def companions_done(self, build_id: str) -> tuple[ProvisionedBuild, ...]:
-        """The builds that kept `build_id` waiting, once it no longer needs them (its cancel was accepted);
-        each set is handed back once."""
-        with self._lock:
-            return self._companions.pop(build_id, ())
 
     def builds_of(self, test: str) -> list[ProvisionedBuild]:
         """The builds handed to `test` (and forgets them: a test releases its builds once)."""
@@ -112,17 +102,10 @@ class RecordingProvisioner:
     def make(self, status: str, tenant: str) -> ProvisionedBuild:
         """A new build from the deployment (the pool makes its builds here too), entered in the ledger with
         any builds started only to get it."""
-        try:
-            build = self.inner.create(status, tenant)
-        except ProvisioningError as failure:
-            for started in getattr(failure, "builds", ()):
-                self.ledger.add(started)
-            raise
-        return self._entered(build)
+        return self._entered(self.inner.create(status, tenant))
 
     def _entered(self, build: ProvisionedBuild) -> ProvisionedBuild:
-        for started in (*build.companions, build):
-            self.ledger.add(started)
+        self.ledger.add(build)
         return build
 
     def observe(self, build_id: str, tenant: str = "A") -> Snapshot | None:
@@ -140,22 +123,39 @@ class RecordingProvisioner:
         created: dict[str, ProvisionedBuild] = {}
         real = getattr(self.inner, "releases_builds", False)
         # Real builds hold a platform's concurrency slots: each is released as soon as it has shown what it
-        # can be (the first stays for the observe probe), and `waiting` (which needs its slots held) goes last.
+        # can be (the first once the observe and advance hooks were tried on it), and `waiting` (which needs
+        # the slots held) goes last.
         order = [s for s in BUILD_STATUSES if s != "waiting"] + ["waiting"] if real else list(BUILD_STATUSES)
+        advanced: ProvisionedBuild | None = None
+        probed = False
         for status in order:
             try:
                 created[status] = self.make(status, "A")
             except ProvisioningError as exc:
                 found.reasons[f"create {status}"] = str(exc)
-                self.probe_builds += getattr(exc, "builds", [])
                 continue
             found.statuses.add(status)
-            if real and self.release is not None and len(created) > 1:
-                self.release(created[status])
+            if real:
+                if not probed:
+                    advanced, probed = self._probe_hooks(found, created), True
+                if self.release is not None:
+                    self.release(created[status])
         if not created:
             found.reasons["observe"] = found.reasons["advance"] = "no build could be created to try it on"
             self.capabilities = found
             return found
+        if not probed:
+            advanced = self._probe_hooks(found, created)
+        self.capabilities = found
+        if not real and self.pool is not None:
+            # The builds made to find out are fresh builds a test can use, unless the probe moved them on.
+            for build in created.values():
+                if build is not advanced:
+                    self.pool.put(build)
+        return found
+
+    def _probe_hooks(self, found: Capabilities, created: dict[str, ProvisionedBuild]) -> ProvisionedBuild | None:
+        """Try observe on the first build made and advance on the first active one; returns the advanced build."""
         probe = next(iter(created.values()))
         try:
             found.observe = self.inner.observe(probe.build_id, "A") is not None
@@ -165,26 +165,16 @@ class RecordingProvisioner:
             found.reasons["observe"] = str(exc)
         # The scheduler's next step from each active status: waiting starts, building finishes.
         active = [(created[s], nxt) for s, nxt in (("waiting", "building"), ("building", "ready")) if s in created]
-        advanced: ProvisionedBuild | None = None
         if not active:
             found.reasons["advance"] = "no waiting or building build to try it on"
-        else:
-            build, expected = active[0]
-            advanced = build
-            try:
-                self.inner.advance(build.build_id, "A")
-                after = self.inner.observe(build.build_id, "A") if found.observe else None
-                found.advance = after is not None and after.status == expected
-                if not found.advance:
-                    found.reasons["advance"] = f"advancing a {build.status} build did not make it {expected}"
-            except ProvisioningError as exc:
-                found.reasons["advance"] = str(exc)
-        self.capabilities = found
-        if getattr(self.inner, "releases_builds", False):
-            self.probe_builds += created.values()  # real builds: the caller releases them, not a pool
-        elif self.pool is not None:
-            # The builds made to find out are fresh builds a test can use, unless the probe moved them on.
-            for build in created.values():
-                if build is not advanced:
-                    self.pool.put(build)
-        return found
+            return None
+        build, expected = active[0]
+        try:
+            self.inner.advance(build.build_id, "A")
+            after = self.inner.observe(build.build_id, "A") if found.observe else None
+            found.advance = after is not None and after.status == expected
+            if not found.advance:
+                found.reasons["advance"] = f"advancing a {build.status} build did not make it {expected}"
+        except ProvisioningError as exc:
+            found.reasons["advance"] = str(exc)
+        return build

@@ -75,8 +75,8 @@ def cancel_builds(context: ProvisionerContext, builds: Iterable[ProvisionedBuild
 
 
 def cancel_leftovers(context: ProvisionerContext, builds: Iterable[ProvisionedBuild]) -> CleanupReport:
-    """Cancel the run's builds that may still be active (with the builds started only to get them)."""
-    chosen = {b.build_id: b for build in builds for b in (build, *build.companions) if may_be_active(b)}
+    """Cancel the run's builds that may still be active."""
+    chosen = {b.build_id: b for b in builds if may_be_active(b)}
     return cancel_builds(context, chosen.values())
 
 

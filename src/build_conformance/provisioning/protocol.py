@@ -20,10 +20,6 @@ BUILD_STATUSES = ("waiting", "building", "ready", "error", "cancelled")
 # What a test asks for when any build that is still active (waiting or building) will do.
 ANY_ACTIVE = "active"
 TERMINAL = frozenset({"ready", "error", "cancelled"})
-
-
-
-
 ACTIVE = frozenset({"waiting", "building"})
 
 
@@ -77,8 +73,6 @@ class ProvisionedBuild:
     # `cancelled` build is cancelled through it), so results can say which observations rely on it.
     made_by: str | None = None
     test: str = ""  # the conformance test that asked for it
-    # Builds started only to get this one (running builds that keep it waiting): released with it.
-    companions: tuple[ProvisionedBuild, ...] = ()
 
 
 class Provisioner(Protocol):

@@ -45,6 +45,7 @@ class Settings:
     variations: frozenset[str]
     limits: Limits
     step_seconds_cap: float
+    step_ms: int  # how long every step of a started build takes, at least
 
 
 Query = Mapping[str, list[str]]
@@ -130,7 +131,7 @@ class App:
             raise ApiError(400, INVALID, "; ".join(p.message for p in problems))
         tenant = identity.tenant.name
         build = scheduled_build(tenant, definition, now_ms())
-        plan = plan_json(definition, self._settings.step_seconds_cap)
+        plan = plan_json(definition, self._settings.step_seconds_cap, self._settings.step_ms)
         quota = self._settings.limits.build_quota
         build_id = self._store.create_scheduled(build, plan, quota)
         if build_id is None:

@@ -9,7 +9,8 @@ would run it, with the only effects that are observable from outside: time and e
   simple commands joined by `&&`, `||`, `;` or newlines. `sleep N` (suffix s, m, h or d allowed;
   `infinity`) takes N seconds of real time, `exit N` ends the command with status N, `false` fails
   and `true`/`:` succeed; any other command succeeds. A step whose status is not 0 fails the build.
-- A step takes `STEP_MS` plus its sleeps, and never more than the server's step cap.
+- A step takes the server's step time (`STEP_MS` unless set) plus its sleeps, and never more than the
+  server's step cap.
 """
 
 from __future__ import annotations
@@ -165,11 +166,11 @@ def interpret(command: str) -> tuple[float, int]:
 # ----------------------------------------------------------------------------------------------- plan
 
 
-def _timed(label: str, command: str | None, cap_ms: int) -> Step:
+def _timed(label: str, command: str | None, cap_ms: int, step_ms: int) -> Step:
     if command is None:
-        return Step(label, STEP_MS)
+        return Step(label, step_ms)
     seconds, status = interpret(command)
-    return Step(label, min(cap_ms, STEP_MS + round(min(seconds, cap_ms / 1000) * 1000)), status)
+    return Step(label, min(cap_ms, step_ms + round(min(seconds, cap_ms / 1000) * 1000)), status)
 
 
 def _declarative_label(step: dict[str, Any]) -> str:
@@ -179,25 +180,25 @@ def _declarative_label(step: dict[str, Any]) -> str:
     return " ".join([action, *details]) if details else action
 
 
-def build_steps(definition: Source, cap_s: float) -> list[Step]:
-    """The steps a valid definition runs, in order, ending with the snapshot."""
-    cap_ms = max(STEP_MS, round(cap_s * 1000))
+def build_steps(definition: Source, cap_s: float, step_ms: int = STEP_MS) -> list[Step]:
+    """The steps a valid definition runs, in order, ending with the snapshot (each taking `step_ms` at least)."""
+    cap_ms = max(step_ms, round(cap_s * 1000))
     steps: list[Step] = []
     if definition.dockerfile is not None:
         instructions, _ = dockerfile_instructions(definition.dockerfile)
         for instruction in instructions:
             label = f"{instruction.keyword} {instruction.arguments}"
             command = _run_command(instruction.arguments) if instruction.keyword == "RUN" else None
-            steps.append(_timed(label, command, cap_ms))
+            steps.append(_timed(label, command, cap_ms, step_ms))
     else:
         # Declarative steps run on the base image, or on the namespace's default base template.
         base = f"import base image {definition.base_image}" if definition.base_image is not None else (
             "prepare the default base template")
-        steps.append(Step(base, STEP_MS))
+        steps.append(Step(base, step_ms))
         for step in definition.steps:
             command = step["command"] if step["action"] == "run" else None
-            steps.append(_timed(_declarative_label(step), command, cap_ms))
+            steps.append(_timed(_declarative_label(step), command, cap_ms, step_ms))
     if definition.start_cmd is not None:
-        steps.append(_timed(f"start command: {definition.start_cmd}", None, cap_ms))
-    steps.append(Step("snapshot the build VM", STEP_MS))
+        steps.append(_timed(f"start command: {definition.start_cmd}", None, cap_ms, step_ms))
+    steps.append(Step("snapshot the build VM", step_ms))
     return steps

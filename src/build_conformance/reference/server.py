@@ -17,7 +17,7 @@ from .executor import Executor
 from .faults import DEFAULT_HANG_SECONDS, HANG_SECONDS_ENV, resolve
 from .latency import Latency
 from .lifecycle import Lifecycle, Limits
-from .plan import DEFAULT_STEP_CAP_S
+from .plan import DEFAULT_STEP_CAP_S, STEP_MS
 from .store import SCHEDULER, Store
 from .variations import resolve_variations
 from .wire import HTTPServer
@@ -61,6 +61,7 @@ class ServerOptions(TypedDict, total=False):
     max_concurrent_builds: int | None
     build_quota: int | None
     step_seconds_cap: float
+    step_seconds: float
     latency: float
     jitter: float
     seed: int
@@ -82,8 +83,9 @@ class ReferenceServer:
       legitimate production behaviours the suite must not flag.
     - Builds started through the public API run in real time: `max_concurrent_builds` running per
       tenant (the rest stay `waiting`), `build_quota` waiting or building per tenant (further starts
-      get 429 rate_limit_exceeded with Retry-After), a `RUN sleep N` step lasting at most
-      `step_seconds_cap` seconds. Control-API builds never count against either limit.
+      get 429 rate_limit_exceeded with Retry-After), every step taking `step_seconds` (plus its
+      sleeps), a `RUN sleep N` step lasting at most `step_seconds_cap` seconds. Control-API builds
+      never count against either limit.
     - `latency` ± `jitter` seconds (seeded by `seed`) delay every response, from when its request
       was read.
     """
@@ -108,6 +110,7 @@ class ReferenceServer:
         max_concurrent_builds: int | None = None,
         build_quota: int | None = None,
         step_seconds_cap: float = DEFAULT_STEP_CAP_S,
+        step_seconds: float = STEP_MS / 1000,
         latency: float = 0.0,
         jitter: float = 0.0,
         seed: int = 0,
@@ -117,6 +120,8 @@ class ReferenceServer:
         limits = Limits(_limit(max_concurrent_builds, "max_concurrent_builds"), _limit(build_quota, "build_quota"))
         if not step_seconds_cap > 0:
             raise ValueError("step_seconds_cap must be positive")
+        if not step_seconds > 0:
+            raise ValueError("step_seconds must be positive")
         network = Latency(latency, jitter, seed)
         api_prefix = _prefix(api_prefix, "api_prefix")
         control_prefix = _prefix(control_prefix, "control_prefix")
@@ -138,7 +143,8 @@ class ReferenceServer:
         self.variations = varied
         lifecycle = Lifecycle(store, chosen, varied, cancel_completion_delay, limits)
         self._executor = Executor(lifecycle, self._stop, self._record_error)
-        settings = Settings(api_prefix, control_prefix, chosen, _hang_seconds(), varied, limits, step_seconds_cap)
+        settings = Settings(api_prefix, control_prefix, chosen, _hang_seconds(), varied, limits, step_seconds_cap,
+                            max(1, round(step_seconds * 1000)))
         app = App(store, lifecycle, self.tenants, settings, notify_executor=self._executor.notify, stop=self._stop)
         self._httpd = HTTPServer((host, port), app, latency=network, variations=varied, stop=self._stop)
         if ssl_context is not None:

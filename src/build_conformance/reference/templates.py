@@ -73,10 +73,10 @@ def runtime_defaults(definition: Definition) -> dict[str, Any]:
     return defaults
 
 
-def plan_json(definition: Definition, step_cap_s: float) -> dict[str, Any]:
+def plan_json(definition: Definition, step_cap_s: float, step_ms: int) -> dict[str, Any]:
     """What the scheduler stores with the build: the steps to run and what a ready build reports."""
     return {
-        "steps": [step.to_json() for step in build_steps(definition, step_cap_s)],
+        "steps": [step.to_json() for step in build_steps(definition, step_cap_s, step_ms)],
         "runtime_defaults": runtime_defaults(definition),
         "skip_cache": definition.skip_cache,
     }
