@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .production import TRAITS
-from .server import start_alt_server
+from .server import ADMISSION_DELAY, STEP_SECONDS, start_alt_server
 
 
 def _arguments() -> argparse.Namespace:
@@ -19,6 +19,12 @@ def _arguments() -> argparse.Namespace:
                         help="behave like a production deployment, every choice drawn from this seed")
     parser.add_argument("--production-traits", default=None,
                         help=f"comma-separated subset of the production traits: {', '.join(TRAITS)}")
+    parser.add_argument("--max-concurrent-builds", type=int, default=None,
+                        help="running public-API builds per tenant (default: no limit); the rest wait in a queue")
+    parser.add_argument("--step-seconds", type=float, default=STEP_SECONDS,
+                        help=f"time each build step takes beyond what it sleeps (default {STEP_SECONDS})")
+    parser.add_argument("--admission-delay", type=float, default=ADMISSION_DELAY,
+                        help=f"seconds a queued build waits once a slot is free (default {ADMISSION_DELAY})")
     return parser.parse_args()
 
 
@@ -26,7 +32,8 @@ def main() -> None:
     arguments = _arguments()
     traits = arguments.production_traits.split(",") if arguments.production_traits is not None else None
     server = start_alt_server(arguments.host, arguments.port, production_seed=arguments.production_seed,
-                              production_traits=traits)
+                              production_traits=traits, max_concurrent_builds=arguments.max_concurrent_builds,
+                              step_seconds=arguments.step_seconds, admission_delay=arguments.admission_delay)
     print(f"BUILD_CONFORMANCE_BASE_URL={server.base_url}")
     print(f"BUILD_CONFORMANCE_CONTROL_URL={server.control_url}")
     print(f"BUILD_CONFORMANCE_TOKEN={server.tokens[0]}")

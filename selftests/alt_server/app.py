@@ -3,6 +3,8 @@
 Order of decisions for every request: production mode's transient answers (no side effect) →
 authentication → route and method → body → build. Authentication comes before anything that looks
 at the id, so without valid credentials an existing and an unknown build are indistinguishable.
+A known path asked with another method is 404 (405 with `Allow` in production mode); the cancel
+endpoint ignores query parameters, the status and history endpoints read theirs (public_api.py).
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import hashlib
 import json
 from email.message import Message
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
+from . import public_api
 from .auth import Tenant, authenticate
 from .control import control
 from .messages import NOT_FOUND, TRANSIENT, Invalid, Reply, cancel_reason, decode_id, error_body
+from .public_api import Cursors, Query
+from .scheduler import Scheduler
 from .store import Store
 
 API_PREFIX = "/api/v2"
@@ -23,9 +28,12 @@ CONTROL_PREFIX = "/internal/test-hooks/v1"
 
 
 class App:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, scheduler: Scheduler | None = None) -> None:
         self.store = store
         self.production = store.production
+        self.scheduler = scheduler
+        self.cursors = Cursors()
+        self.api_prefix = API_PREFIX
 
     # ------------------------------------------------------------------------------------ bodies
 
@@ -38,10 +46,10 @@ class App:
     def snapshot(self, document: dict[str, Any]) -> Reply:
         return Reply(200, self.encode(document, str(document["build"]["build_id"])))
 
-    def error(self, code: str, message: str, request_id: str) -> bytes:
+    def error(self, code: str, message: str, request_id: str, **extra: Any) -> bytes:
         if self.production is None:
-            return error_body(code, message, request_id)
-        return json.dumps(self.production.error_document(code, message, request_id)).encode("utf-8")
+            return error_body(code, message, request_id, **extra)
+        return json.dumps(self.production.error_document(code, message, request_id, **extra)).encode("utf-8")
 
     def transient(self, method: str, target: str, headers: Message, body: bytes, request_id: str) -> Reply | None:
         """Production mode's 503/429, decided before anything else: such an answer has no side effect."""
@@ -66,23 +74,45 @@ class App:
         if target.startswith(("http://", "https://")):  # absolute-form request target
             split = urlsplit(target)
             target = split.path + (f"?{split.query}" if split.query else "")
-        path = target.split("?", 1)[0]  # query parameters never change the result
+        path, _, query = target.partition("?")
         if path.startswith(API_PREFIX + "/"):
-            return self.api(method, path[len(API_PREFIX):].split("/"), headers, body, oversized)
+            return self.api(method, path[len(API_PREFIX):].split("/"), query, headers, body, oversized)
         if path.startswith(CONTROL_PREFIX + "/"):
             tenant = self.authenticate(headers)
             return control(self, method, path[len(CONTROL_PREFIX):].split("/"), tenant, headers, body, oversized)
         raise Invalid(404, "not_found", "no such resource")
 
-    def api(self, method: str, parts: list[str], headers: Message, body: bytes, oversized: bool) -> Reply:
+    def api(self, method: str, parts: list[str], query_text: str, headers: Message, body: bytes,
+            oversized: bool) -> Reply:
         tenant = self.authenticate(headers)  # before anything about the path or the id is looked at
-        if len(parts) != 6 or parts[:4] != ["", "v1", "templates", "builds"] or parts[5] != "cancel":
+        if parts[:3] != ["", "v1", "templates"]:
             raise Invalid(404, "not_found", "no such resource")
-        if method != "POST":
-            if self.production is not None:  # a production stack's router knows the method: 405 and Allow
-                raise Invalid(405, "invalid_request", "method not allowed", (("Allow", "POST"),))
-            raise Invalid(404, "not_found", "no such resource")
-        return self.cancel(tenant, parts[4], headers, body, oversized)
+        rest = parts[3:]
+        if len(rest) == 3 and rest[0] == "builds" and rest[2] == "cancel":
+            self._allow(method, "POST")
+            return self.cancel(tenant, rest[1], headers, body, oversized)  # its query never matters
+        public = self.scheduler is not None
+        if public and rest in (["builds"], ["validate"]):
+            self._allow(method, "POST")
+            if oversized:
+                raise Invalid(413, "invalid_request", "request body too large")
+            if rest == ["builds"]:
+                return public_api.start(self, tenant, headers, body)
+            return public_api.validate(self, tenant, headers, body)
+        if public and len(rest) == 2 and rest[0] == "builds":
+            self._allow(method, "GET", "HEAD")
+            return public_api.status(self, tenant, rest[1], _query(query_text))
+        if public and len(rest) >= 3 and rest[0] == "refs" and rest[-1] == "builds":
+            self._allow(method, "GET", "HEAD")
+            return public_api.history(self, tenant, rest[1:-1], _query(query_text))
+        raise Invalid(404, "not_found", "no such resource")
+
+    def _allow(self, method: str, *allowed: str) -> None:
+        if method in allowed:
+            return
+        if self.production is not None:  # a production stack's router knows the method: 405 and Allow
+            raise Invalid(405, "invalid_request", "method not allowed", (("Allow", ", ".join(allowed)),))
+        raise Invalid(404, "not_found", "no such resource")
 
     # ------------------------------------------------------------------------- the cancel endpoint
 
@@ -96,3 +126,11 @@ class App:
         if snapshot is None:
             raise Invalid(404, *NOT_FOUND)
         return self.snapshot(snapshot)
+
+
+def _query(text: str) -> Query:
+    """The query parameters, each with every value it was given (the first one counts)."""
+    try:
+        return parse_qs(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise Invalid(400, "invalid_request", "query parameters must be UTF-8") from None

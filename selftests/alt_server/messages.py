@@ -26,15 +26,19 @@ class Reply:
 
 
 class Invalid(Exception):
-    """A request the server rejects: the status, the error code and a fixed message."""
+    """A request the server rejects: the status, the error code and a fixed message (and, for some,
+    undocumented members of the error body, such as the `problems` of a refused build definition)."""
 
-    def __init__(self, status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = (),
+                 **extra: Any) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
+        self.extra = extra
 
 
-def error_body(code: str, message: str, request_id: str) -> bytes:
-    body = {"error": message, "code": code, "request_id": request_id, "x_meta": {"server": "alt", "retryable": False}}
+def error_body(code: str, message: str, request_id: str, **extra: Any) -> bytes:
+    body = {"error": message, "code": code, "request_id": request_id, **extra,
+            "x_meta": {"server": "alt", "retryable": False}}
     return json.dumps(body).encode("utf-8")
 
 

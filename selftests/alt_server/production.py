@@ -246,8 +246,8 @@ class Production:
             out.setdefault(name, _extra_value(place, depth=2))
         return out
 
-    def error_document(self, code: str, message: str, request_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.wordy(message), "code": code, "request_id": request_id}
+    def error_document(self, code: str, message: str, request_id: str, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.wordy(message), "code": code, "request_id": request_id, **extra}
         with self._lock:
             jsend = self.on("jsend-errors") and self._dice.random() < self.jsend_share
         if jsend:

@@ -1,7 +1,9 @@
 """The builds: every build in memory with its log entries, and the transitions that write them.
 
 One lock makes each operation atomic (the first effective cancel wins). Log offsets start at 100
-and step by 10; `next_offset` is the last offset + 1.
+and step by 10; `next_offset` is the last offset + 1. Control-API builds move only when the advance
+hook moves them; builds started through the public API carry a `run` and are moved by the scheduler
+(scheduler.py), which the store brings up to the present before every operation.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .auth import Tenant
 from .production import Production
+
+if TYPE_CHECKING:
+    from .scheduler import Run, Scheduler
 
 OFFSET_START, OFFSET_STEP = 100, 10
 STATUSES = ("waiting", "building", "ready", "error", "cancelled")
@@ -48,6 +53,8 @@ class Build:
     fields: dict[str, Any]
     entries: list[dict[str, Any]] = field(default_factory=list)
     pending: Pending | None = None
+    run: Run | None = None  # started through the public API: the scheduler moves it
+    sequence: int = 0  # creation order within the server
 
     def log(self, moment: datetime, kind: str, level: str, message: str, **extra: Any) -> None:
         offset = OFFSET_START + OFFSET_STEP * len(self.entries)
@@ -67,9 +74,10 @@ class Build:
     def next_offset(self) -> int:
         return self.entries[-1]["offset"] + 1 if self.entries else OFFSET_START
 
-    def snapshot(self) -> dict[str, Any]:
-        """A copy the caller may render outside the store's lock."""
-        return copy.deepcopy({"build": self.fields, "entries": self.entries, "next_offset": self.next_offset})
+    def snapshot(self, since: int = 0) -> dict[str, Any]:
+        """A copy the caller may render outside the store's lock, with the entries from offset `since` on."""
+        entries = [entry for entry in self.entries if entry["offset"] >= since]
+        return copy.deepcopy({"build": self.fields, "entries": entries, "next_offset": self.next_offset})
 
 
 class Store:
@@ -78,27 +86,64 @@ class Store:
     def __init__(self, tenants: tuple[Tenant, ...], production: Production | None = None) -> None:
         self.tenants = tenants
         self.production = production
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
+        self.scheduler: Scheduler | None = None  # the scheduler of public-API builds registers itself
         self._builds: dict[str, Build] = {}
         self._template_numbers = itertools.count(1)
+        self._templates: dict[tuple[str, str], str] = {}  # (namespace, name) -> template id
+        self._sequence = itertools.count(1)
         self._last = datetime.now(UTC)
 
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
         """A clock that never goes backwards, so ordering holds even across a wall-clock step."""
         self._last = max(datetime.now(UTC), self._last + timedelta(microseconds=1))
         return self._last
 
+    def settled(self) -> datetime:
+        """Now, once the scheduler has done everything due by now (call with the lock held)."""
+        now = self.now()
+        if self.scheduler is not None:
+            self.scheduler.settle(now)
+        return now
+
     def _owned(self, tenant: Tenant, build_id: str) -> Build | None:
+        now = self.settled()
         build = self._builds.get(build_id)
         if build is None or build.tenant is not tenant:
             return None
         # A pending cancellation progresses with time, whoever looks: bring it up to now first.
-        _catch_up(build, self._now())
+        catch_up(build, now)
         return build
 
+    def template_id(self, tenant: Tenant, name: str) -> str:
+        """The id of the tenant's template `name` (a template is its name within the tenant)."""
+        key = (tenant.namespace, name)
+        if key not in self._templates:
+            self._templates[key] = f"tpl-{next(self._template_numbers)}"
+        return self._templates[key]
+
+    def add(self, build: Build) -> None:
+        build.sequence = next(self._sequence)
+        self._builds[build.fields["build_id"]] = build
+
+    def new_build_id(self, fallback: str) -> str:
+        return self.production.build_id() if self.production else fallback
+
+    def builds_named(self, tenant: Tenant, name: str) -> list[Build]:
+        """The tenant's builds of template `name`, oldest first, as of now (call with the lock held)."""
+        self.settled()
+        found = [b for b in self._builds.values() if b.tenant is tenant and b.fields["name"] == name]
+        return sorted(found, key=lambda b: b.sequence)
+
+    def started_builds(self) -> dict[str, str]:
+        """Build id -> status of every build started through the public API."""
+        with self.lock:
+            self.settled()
+            return {build_id: str(b.fields["status"]) for build_id, b in self._builds.items() if b.run is not None}
+
     def create(self, tenant: Tenant, status: str) -> str:
-        with self._lock:
-            now = self._now()
+        with self.lock:
+            now = self.now()
             number = next(self._template_numbers)
             created = now - timedelta(seconds=90)
             name = f"alt-image-{number}"
@@ -124,6 +169,7 @@ class Store:
                 "queue_position": number % 7 + 1,
                 "x_meta": {"scheduler": "alt", "shard": number % 4},
             }
+            self._templates[(tenant.namespace, name)] = fields["template_id"]
             build = Build(tenant, fields)
             build.log(created, "message", "info", "build queued", phase="preparing")
             if status == "cancelled":
@@ -134,30 +180,33 @@ class Store:
                     _finish_ready(build, created + timedelta(seconds=80))
                 elif status == "error":
                     _fail(build, created + timedelta(seconds=75))
-            self._builds[fields["build_id"]] = build
+            self.add(build)
             return str(fields["build_id"])
 
-    def view(self, tenant: Tenant, build_id: str) -> dict[str, Any] | None:
-        with self._lock:
+    def view(self, tenant: Tenant, build_id: str, since: int = 0) -> dict[str, Any] | None:
+        with self.lock:
             build = self._owned(tenant, build_id)
-            return None if build is None else build.snapshot()
+            return None if build is None else build.snapshot(since)
 
     def cancel(self, tenant: Tenant, build_id: str, reason: str | None) -> dict[str, Any] | None:
-        with self._lock:
+        with self.lock:
             build = self._owned(tenant, build_id)
             if build is None:
                 return None
             # Repeats (pending or done) and terminal builds: a no-op.
             if build.fields["status"] not in TERMINAL and "cancel_requested_at" not in build.fields:
-                self._first_cancel(build, tenant, reason)
+                was = build.fields["status"]
+                moment = self._first_cancel(build, tenant, reason)
+                if build.run is not None and self.scheduler is not None:
+                    self.scheduler.cancelled(build, was, moment)
             return build.snapshot()
 
-    def _first_cancel(self, build: Build, tenant: Tenant, reason: str | None) -> None:
-        moment = self._now()
+    def _first_cancel(self, build: Build, tenant: Tenant, reason: str | None) -> datetime:
+        moment = self.now()
         delay = self.production.cancel_delay(build.fields["status"]) if self.production else 0.0
         if delay <= 0:
             _cancel(build, moment, tenant.principal, reason)
-            return
+            return moment
         # The executor stops the build in the background; the response shows the request, not the end.
         _request_cancel(build, moment, tenant.principal, reason)
         build.log(moment, "message", "info", "cancellation requested", phase="cleanup")
@@ -165,24 +214,28 @@ class Store:
         tick = timedelta(seconds=self.production.tick_seconds)
         build.pending = Pending(moment + timedelta(seconds=delay), tick, moment + tick,
                                 self.production.progress_messages(build.fields["status"]))
+        return moment
 
     def advance(self, tenant: Tenant, build_id: str) -> dict[str, Any] | bool | None:
-        """The new snapshot, None for no such build, False when the build cannot advance."""
-        with self._lock:
+        """The new snapshot, None for no such build, False when the build cannot advance (a build the
+        scheduler runs never can: it moves with time alone)."""
+        with self.lock:
             build = self._owned(tenant, build_id)
             if build is None:
                 return None
+            if build.run is not None:
+                return False
             if build.pending is not None:  # the scheduler's step completes a pending cancellation
                 build.pending = None
-                _complete_cancel(build, self._now())
+                complete_cancel(build, self.now())
                 return build.snapshot()
             status = build.fields["status"]
             if status in TERMINAL or "cancel_requested_at" in build.fields:
                 return False
             if status == "waiting":
-                _start(build, self._now())
+                _start(build, self.now())
             else:
-                _finish_ready(build, self._now())
+                _finish_ready(build, self.now())
             return build.snapshot()
 
 
@@ -194,7 +247,7 @@ def _start(build: Build, moment: datetime) -> None:
     build.log(moment, "message", "debug", "step 1/3: FROM base", phase="step", step_index=1, total_steps=3)
 
 
-def _finish(build: Build, moment: datetime, status: str) -> None:
+def finish(build: Build, moment: datetime, status: str) -> None:
     fields = build.fields
     started = _parse(fields["started_at"])
     fields.update(
@@ -209,7 +262,7 @@ def _finish_ready(build: Build, moment: datetime) -> None:
     fields = build.fields
     build.log(moment, "cache", "info", "layer cache hit", phase="cache", cache_kind="layer", cache_status="hit",
               cache_subject="sha256:" + secrets.token_hex(8))
-    _finish(build, moment, "ready")
+    finish(build, moment, "ready")
     fields.update(
         promotability={"status": "promotable", "promotable": True},
         artifact_availability={"status": "available"},
@@ -246,7 +299,7 @@ def _fail(build: Build, moment: datetime) -> None:
     }
     build.log(moment, "error", "error", detail["message"], phase="step", step_index=2, total_steps=3,
               error_detail=dict(detail))
-    _finish(build, moment, "error")
+    finish(build, moment, "error")
     build.fields.update(
         error=detail["message"],
         error_detail=detail,
@@ -258,7 +311,7 @@ def _fail(build: Build, moment: datetime) -> None:
 
 def _cancel(build: Build, moment: datetime, by: str, reason: str | None) -> None:
     _request_cancel(build, moment, by, reason)
-    _complete_cancel(build, moment)
+    complete_cancel(build, moment)
 
 
 def _request_cancel(build: Build, moment: datetime, by: str, reason: str | None) -> None:
@@ -270,11 +323,11 @@ def _request_cancel(build: Build, moment: datetime, by: str, reason: str | None)
         fields["cancellation_reason"] = reason
 
 
-def _complete_cancel(build: Build, moment: datetime) -> None:
+def complete_cancel(build: Build, moment: datetime) -> None:
     """The build ends `cancelled` at `moment`, with its one `cancelled` log entry."""
     fields = build.fields
     if "started_at" in fields:
-        _finish(build, moment, "cancelled")
+        finish(build, moment, "cancelled")
     else:  # never started: it ends now, with a zero duration
         fields.update(status="cancelled", finished_at=stamp(moment), duration_ms=0, updated_at=stamp(moment))
     fields.update(
@@ -284,7 +337,7 @@ def _complete_cancel(build: Build, moment: datetime) -> None:
     build.log(moment, "cancelled", "warn", "build cancelled", phase="cleanup")
 
 
-def _catch_up(build: Build, now: datetime) -> None:
+def catch_up(build: Build, now: datetime) -> None:
     """Everything the executor did for a pending cancellation up to `now`: progress, then completion."""
     pending = build.pending
     if pending is None:
@@ -297,5 +350,5 @@ def _catch_up(build: Build, now: datetime) -> None:
         pending.next_tick = moment + pending.tick
     if pending.due <= now:
         build.pending = None
-        _complete_cancel(build, pending.due)
+        complete_cancel(build, pending.due)
 

@@ -62,7 +62,7 @@ class Handler(BaseHTTPRequestHandler):
             reply = app.transient(self.command, target, self.headers, body, self.request_id) or app.handle(
                 self.command, target, self.headers, body, oversized)
         except Invalid as exc:
-            self._reply(Reply(exc.status, app.error(exc.code, exc.message, self.request_id), exc.headers))
+            self._reply(Reply(exc.status, app.error(exc.code, exc.message, self.request_id, **exc.extra), exc.headers))
         except Exception:  # a bug: answer without internals, never a stack trace
             self._reply(Reply(500, error_body("internal_error", "internal error", self.request_id), close=True))
         else:
