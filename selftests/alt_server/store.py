@@ -127,7 +127,8 @@ class Store:
         self._builds[build.fields["build_id"]] = build
 
     def new_build_id(self, fallback: str) -> str:
-        return self.production.build_id() if self.production else fallback
+        """A public-API build's id: `fallback`, unless production mode's id shapes are on."""
+        return self.production.build_id() if self.production and self.production.on("id-shapes") else fallback
 
     def builds_named(self, tenant: Tenant, name: str) -> list[Build]:
         """The tenant's builds of template `name`, oldest first, as of now (call with the lock held)."""
