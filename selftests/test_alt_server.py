@@ -1,4 +1,4 @@
-"""The conformance suite run against a second, independent conformant server (selftests/alt_server.py).
+"""The conformance suite run against a second, independent conformant server (selftests/alt_server/).
 
 Every requirement that fails or errors here is a false alarm of the suite (or a bug of the alternative
 server): the server makes different legitimate choices from the reference server on purpose.

@@ -3,7 +3,7 @@ and servers that read all of it first, a CONNECT proxy, a gateway that demands a
 TLS mistakes an operator makes (unknown CA, expired or misnamed certificate, no client certificate).
 
 Certificates are made per module with trustme; servers are the reference server and the second, independent
-server (selftests/alt_server.py), both serving through `ssl.SSLContext`s from `reference/tls.py`.
+server (selftests/alt_server/), both serving through `ssl.SSLContext`s from `reference/tls.py`.
 """
 
 from __future__ import annotations

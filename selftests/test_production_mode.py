@@ -1,4 +1,4 @@
-"""The alternative server in production mode (selftests/alt_server.py, `production_seed=`).
+"""The alternative server in production mode (selftests/alt_server/, `production_seed=`).
 
 A real deployment answers through a production stack: compressed and chunked bodies, closed
 connections, transient 503/429, undocumented fields everywhere, cancellations that take seconds,
