@@ -284,6 +284,7 @@ def open_run(
         run_marker=run_marker,
         budget=BuildBudget(config.max_builds, budget_file),
         provision_timeout=config.provision_timeout,
+        inspect_status_read=checks.inspect_status_read,
     )
     provisioner = RecordingProvisioner(make_provisioner(config, context), ledger)
     provisioner.notes = RECORDER.note
