@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from build_conformance.catalogue import load
 from build_conformance.config import ConfigError, resolve
 from build_conformance.harness.suite import suite_arguments
 from build_conformance.resources import suite_dir
@@ -90,7 +91,7 @@ def test_a_run_of_one_requirement_runs_only_its_tests(tmp_path: Path) -> None:
     ran = {t.split("::", 1)[1] for r in results["requirements"] for t in r["tests"] if "::" in t}
     assert ran <= expected, ran - expected
     last = [line for line in out.splitlines() if line.strip()][-1]
-    assert " · 52 requirements: 1 passed" in last and f" · {len(expected)} tests in " in last, last
+    assert f" · {len(load().ids)} requirements: 1 passed" in last and f" · {len(expected)} tests in " in last, last
     assert code in (0, 3)
 
 

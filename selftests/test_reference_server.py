@@ -1,8 +1,9 @@
 """The reference server against the contract: a real server on loopback, driven over HTTP.
 
-Every 200 and error body is validated with the contract schemas (build_conformance.contract) and
-parsed by the official client's generated cancel operation, so the server conforms by the same
-measures the suite applies. Asynchronous completion is polled against a deadline, never slept for.
+Every 200 and error body is validated with the contract schemas (build_conformance.contract),
+parsed by the official client's generated cancel operation and handed to the official SDK's own
+layer (its snapshot validator, its error mapping), so the server conforms by the same measures the
+suite applies. Asynchronous completion is polled against a deadline, never slept for.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from nullspace._generated_api.nullspace_openapi_client.api.templates import canc
 from nullspace._generated_api.nullspace_openapi_client.models import ErrorResponse, TemplateBuildStatusSnapshot
 
 from build_conformance import catalogue, contract
+from build_conformance.judging.official_sdk import EXPECTED_EXCEPTIONS, SdkOutcome, sdk_cancel, sdk_connect
 from build_conformance.judging.shape import requirement_of
 from build_conformance.reference import FAULTS, Fault, ReferenceServer, start_reference_server
 from build_conformance.reference.faults import HANG_SECONDS_ENV
 from build_conformance.reference.latency import Latency
+from build_conformance.target.exchange import ReceivedResponse
 
 CANCEL = "/v1/templates/builds/{}/cancel"
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "requirements.md"
@@ -124,6 +127,13 @@ def official_parse(response: httpx.Response) -> object:
     return cancel_template_build._build_response(client=OFFICIAL_CLIENT, response=response).parsed
 
 
+def sdk_reading(response: httpx.Response, build_id: str) -> SdkOutcome:
+    """What the official SDK makes of the response: `connect()`'s for a status read, `cancel()`'s otherwise."""
+    received = ReceivedResponse(response.status_code, tuple(response.headers.items()), response.content, 0.0)
+    read = response.request.method == "GET"
+    return sdk_connect(received, build_id) if read else sdk_cancel(received, build_id)
+
+
 def valid_snapshot(response: httpx.Response) -> dict[str, Any]:
     """A conformant 200: JSON, schema-valid, parsed by the official client."""
     assert response.status_code == 200, response.text
@@ -132,6 +142,8 @@ def valid_snapshot(response: httpx.Response) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert contract.violations(contract.SNAPSHOT, body) == []
     assert isinstance(official_parse(response), TemplateBuildStatusSnapshot)
+    sdk = sdk_reading(response, body["build"]["build_id"])
+    assert not sdk.raised and sdk.described_build_id == sdk.build_id, sdk.describe()
     offsets = [e["offset"] for e in body["entries"]]
     assert offsets == sorted(set(offsets)) and all(o < body["next_offset"] for o in offsets)
     return body
@@ -152,6 +164,7 @@ def valid_error(response: httpx.Response | tuple[int, dict[str, str], bytes], st
     assert body["request_id"] == headers["x-request-id"]
     if isinstance(response, httpx.Response) and status in (401, 404):
         assert isinstance(official_parse(response), ErrorResponse)
+        assert sdk_reading(response, "bld_any").exception == EXPECTED_EXCEPTIONS[status][0]
 
 
 def instant(text: str) -> datetime:
@@ -601,13 +614,15 @@ def test_db_file_keeps_builds_and_tokens_across_restarts(tmp_path: Path) -> None
 # ---------------------------------------------------------------------------------------------- faults
 
 
-def contract_verdict(response: httpx.Response) -> set[str]:
-    """The requirement IDs a 200 breaks by the schemas and the official client."""
+def contract_verdict(response: httpx.Response, build_id: str) -> set[str]:
+    """The requirement IDs a 200 breaks by the schemas, the official client and the official SDK."""
     broken = {requirement_of(v) for v in contract.violations(contract.SNAPSHOT, response.json())}
     try:
         official_parse(response)
     except Exception:
         broken.add("CLIENT-01")
+    if sdk_reading(response, build_id).raised:
+        broken.add("CLIENT-02")
     return broken
 
 
@@ -624,9 +639,10 @@ def test_response_faults_break_exactly_what_they_declare(name: str) -> None:
     with start_reference_server(faults=[name]) as server:
         client = Api(server)
         for status in ("waiting", "building"):
-            response = client.cancel(client.create(status))
+            build_id = client.create(status)
+            response = client.cancel(build_id)
             assert response.status_code == 200
-            assert contract_verdict(response) == set(FAULTS[name].violates), status
+            assert contract_verdict(response, build_id) == set(FAULTS[name].violates), status
         client.close()
 
 
@@ -732,6 +748,49 @@ def test_fault_tenant_isolation_and_error_faults() -> None:
     with_fault("tenant-cancels-other", other)
     with_fault("token-echo-in-error", echo)
     with_fault("no-allow-header", no_allow)
+
+
+def test_fault_pending_status_cancelling_is_rejected_by_the_sdk_only_while_pending() -> None:
+    def probe(client: Api) -> None:
+        build_id = client.create("building")
+        response = client.cancel(build_id)
+        assert response.json()["build"]["status"] == "cancelling"
+        assert contract_verdict(response, build_id) == {"SHAPE-02", "CLIENT-01", "CLIENT-02"}
+        assert client.build(build_id)["status"] == "building"  # the control API stays truthful
+        status_read = client.http.get(f"{client.server.api_url}/v1/templates/builds/{build_id}?offset=0",
+                                      headers=client.auth())
+        assert sdk_reading(status_read, build_id).code == "invalid_response"  # connect() fails the same way
+        waiting = client.create("waiting")
+        assert client.cancel(waiting).json()["build"]["status"] == "cancelled"  # cancelled at once: not pending
+
+    with_fault("pending-status-cancelling", probe)
+
+
+def test_fault_unauthorized_detail_extra_member_breaks_only_the_sdks_mapping() -> None:
+    def probe(client: Api) -> None:
+        response = client.cancel(client.create("waiting"), tenant=None)
+        assert response.status_code == 401
+        body = response.json()
+        assert set(body["error_detail"]) - {"code", "message", "phase", "retryable", "suggested_action"} == {"docs_url"}
+        assert contract.violations(contract.ERROR_RESPONSE, body) == []  # extra members are the schema's to allow
+        assert isinstance(official_parse(response), ErrorResponse)
+        sdk = sdk_reading(response, "bld_any")
+        assert (sdk.exception, sdk.code) == ("MachineError", "invalid_response")
+        assert client.cancel("bld_nothing_here_0000").status_code == 404  # other errors unchanged
+        valid_error(client.cancel("bld_nothing_here_0000"), 404, "template_build_not_found")
+
+    with_fault("unauthorized-detail-extra-member", probe)
+
+
+def test_fault_not_found_invalid_request_maps_to_a_generic_error() -> None:
+    def probe(client: Api) -> None:
+        for response in (client.cancel("bld_nothing_here_0000"), client.cancel(client.create("waiting"), tenant=1)):
+            assert response.status_code == 404 and response.json()["code"] == "invalid_request"
+            assert contract.violations(contract.ERROR_RESPONSE, response.json()) == []
+            sdk = sdk_reading(response, "bld_any")
+            assert (sdk.exception, sdk.exit_code) == ("MachineError", 2)
+
+    with_fault("not-found-invalid-request", probe)
 
 
 def test_fault_hang_once_then_answer_stalls_only_the_first_cancel(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,7 +104,7 @@ def test_no_existence_oracle_without_credentials(conformance: ConformanceRun, ch
 
 
 @judges("AUTH-05")
-@observes("AUTH-08", "ERR-02", "GEN-03")
+@observes("AUTH-08", "ERR-02", "GEN-03", "CLIENT-03")
 @pytest.mark.parametrize("status", BUILD_STATUSES)
 @builds(from_param="status")
 def test_other_tenant_gets_not_found(conformance: ConformanceRun, check: Check, status: str) -> None:

@@ -1,4 +1,4 @@
-"""ERR-01/02/03/04/05 and AUTH-06 on the error responses every client can provoke.
+"""ERR-01/02/03/04/05, AUTH-06 and CLIENT-01/03 on the error responses every client can provoke.
 
 The bodies, codes and headers are judged by the response checks on every response; these tests
 make sure a 401, a 404 and the other 4xx are provoked at least once. Whether the status itself is
@@ -13,7 +13,7 @@ from build_conformance.harness.run import ConformanceRun
 from build_conformance.judging.check import Check
 from build_conformance.provisioning.protocol import ANY_ACTIVE
 
-ERROR_IDS = ("ERR-01", "ERR-02", "ERR-03", "ERR-05", "AUTH-06", "CLIENT-01", "GEN-01")
+ERROR_IDS = ("ERR-01", "ERR-02", "ERR-03", "ERR-05", "AUTH-06", "CLIENT-01", "CLIENT-03", "GEN-01")
 
 
 @observes(*ERROR_IDS)

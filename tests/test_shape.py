@@ -1,6 +1,6 @@
-"""SHAPE, LOG-01/02/04, GEN-01/02 and CLIENT-01 on successful cancels of builds in every status.
+"""SHAPE, LOG-01/02/04, GEN-01/02 and CLIENT-01/02 on successful cancels of builds in every status.
 
-The schema, log, robustness and official-client checks run on every response inside
+The schema, log, robustness, official-client and official-SDK checks run on every response inside
 `conformance.api.cancel`; these tests make sure each kind of successful cancel is observed.
 """
 
@@ -15,7 +15,7 @@ from build_conformance.provisioning.protocol import BUILD_STATUSES
 
 RESPONSE_IDS = (
     "SHAPE-01", "SHAPE-02", "SHAPE-03", "SHAPE-04", "SHAPE-05", "SHAPE-06",
-    "LOG-01", "LOG-02", "LOG-04", "GEN-01", "GEN-02", "CLIENT-01", "ERR-05",
+    "LOG-01", "LOG-02", "LOG-04", "GEN-01", "GEN-02", "CLIENT-01", "CLIENT-02", "ERR-05",
 )
 
 

@@ -306,6 +306,7 @@ def open_run(
         run_marker=run_marker,
         budget=BuildBudget(config.max_builds, budget_file, seconds_limit=config.max_build_seconds),
         provision_timeout=config.provision_timeout,
+        inspect_status_read=checks.inspect_status_read,
     )
     provisioner = RecordingProvisioner(make_provisioner(config, context), ledger)
     provisioner.notes = RECORDER.note

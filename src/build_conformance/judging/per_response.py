@@ -1,9 +1,11 @@
 """Checks every response of the endpoint under test gets, whichever test provoked it.
 
-SHAPE-01..06, LOG-01/02/04, ERR-01..05, GEN-01/02, AUTH-06/08 and CLIENT-01 are properties of each
-single response, so they are judged here once, for every response, rather than re-asserted in each
-test. `ResponseChecks.inspect` is the one entry point (the cancel API calls it for each exchange);
-each check below is a small function registered for the requirements it judges.
+SHAPE-01..06, LOG-01/02/04, ERR-01..05, GEN-01/02, AUTH-06/08 and CLIENT-01..03 are properties of
+each single response, so they are judged here once, for every response, rather than re-asserted in
+each test. `ResponseChecks.inspect` is the one entry point (the cancel API calls it for each
+exchange); each check below is a small function registered for the requirements it judges.
+`ResponseChecks.inspect_status_read` judges the one other response the official SDK reads before a
+cancel — its `connect()` read, `GET …/builds/{id}?offset=0` — where a provisioner makes that read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from typing import Any
 from build_conformance import contract
 from build_conformance.judging.check import Check
 from build_conformance.judging.official_client import DOCUMENTED_STATUSES, parse_with_official_client
+from build_conformance.judging.official_sdk import (
+    EXPECTED_EXCEPTIONS,
+    SdkOutcome,
+    requested_build_id,
+    sdk_cancel,
+    sdk_connect,
+)
 from build_conformance.judging.registry import judges
 from build_conformance.judging.shape import requirement_of
 from build_conformance.redaction import REDACTOR
@@ -103,6 +112,17 @@ class ResponseChecks:
             bearer_challenge(answer)
         if response.status in DOCUMENTED_STATUSES:
             official_client_parses(answer)
+        if exchange.request.method == "POST":  # the SDK's cancel is a POST; other methods are probes of the path
+            if response.status == 200:
+                sdk_accepts_the_snapshot(answer)
+            elif response.status in EXPECTED_EXCEPTIONS:
+                sdk_raises_the_expected_error(answer)
+
+    def inspect_status_read(self, exchange: Exchange, build_id: str) -> None:
+        """Judge a provisioner's read of `build_id` through the public status endpoint from offset 0: the read
+        the official SDK's `connect()` makes before every cancel (the CLI's `nullspace template cancel`)."""
+        if exchange.response is not None and exchange.response.status == 200:
+            sdk_connect_reads_the_build(self._check, exchange, build_id)
 
     def judge_snapshot(self, body: Any, exchange: Exchange | None, expectation: Expectation) -> None:
         """Schema and cross-field checks of a snapshot body (a cancel 200)."""
@@ -205,6 +225,76 @@ def official_client_parses(answer: Answer) -> None:
         exchange=answer.exchange,
         expected="parsed into the documented model",
         received=problem,
+    )
+
+
+@judges("CLIENT-02")
+def sdk_accepts_the_snapshot(answer: Answer) -> None:
+    """The official SDK's `TemplateBuild.cancel()` accepts a 200 and returns a snapshot of the requested build.
+
+    The SDK keeps its handle's id and takes everything else (the status above all) from the body, so its
+    snapshot describes the requested build only when the body's build is the one in the request path.
+    """
+    requested = requested_build_id(answer.exchange.request.target)
+    if requested is None:
+        return
+    outcome = sdk_cancel(answer.response, requested, answer.expectation.template_id)
+    if not outcome.reached_the_wire:
+        return  # the SDK cannot even send a cancel for this id (a probe): nothing it could make of the answer
+    sdk_shows_the_requested_build(answer.check, answer.exchange, requested, outcome, "TemplateBuild.cancel()",
+                                  "its snapshot shows that build's status under the requested id")
+
+
+@judges("CLIENT-02")
+def sdk_connect_reads_the_build(check: Check, exchange: Exchange, build_id: str) -> None:
+    """The official SDK's `TemplateBuild.connect()` accepts the build read it makes first, and connects to it."""
+    response = exchange.response
+    assert response is not None
+    outcome = sdk_connect(response, build_id)
+    if outcome.reached_the_wire:
+        sdk_shows_the_requested_build(check, exchange, build_id, outcome, "TemplateBuild.connect() (GET ?offset=0)",
+                                      "the handle it returns is that build's: a cancel through it cancels that build")
+
+
+@judges("CLIENT-02")
+def sdk_shows_the_requested_build(check: Check, exchange: Exchange, requested: str, outcome: SdkOutcome,
+                                  call: str, consequence: str) -> None:
+    """What the SDK made of a 200: it raised nothing, and the build it now shows is the requested one."""
+    if outcome.raised:
+        check.that("CLIENT-02", False, f"the official SDK's {call} raised on a 200: {outcome.describe()}",
+                   exchange=exchange, expected="a snapshot of the requested build", received=outcome.describe())
+        return
+    same = outcome.described_build_id == requested
+    check.that(
+        "CLIENT-02",
+        same,
+        f"the official SDK's {call} accepted the 200 (status {outcome.status!r})" if same else
+        f"the official SDK's {call} accepted a 200 describing build {outcome.described_build_id!r}, not the "
+        f"requested {requested!r}: {consequence} (status {outcome.status!r})",
+        exchange=exchange,
+        expected=f"a snapshot of build {requested!r}",
+        received=None if same else f"a snapshot of build {outcome.described_build_id!r}",
+    )
+
+
+@judges("CLIENT-03")
+def sdk_raises_the_expected_error(answer: Answer) -> None:
+    """The official SDK turns a 401 into AuthError (CLI exit 4) and a 404 into NotFoundError (CLI exit 3)."""
+    status = answer.response.status
+    requested = requested_build_id(answer.exchange.request.target)
+    if requested is None:
+        return
+    outcome = sdk_cancel(answer.response, requested, answer.expectation.template_id)
+    if not outcome.reached_the_wire:
+        return  # the SDK cannot even send a cancel for this id (a probe): nothing it could make of the answer
+    expected, exit_code = EXPECTED_EXCEPTIONS[status]
+    answer.check.that(
+        "CLIENT-03",
+        outcome.exception == expected,
+        f"the official SDK's TemplateBuild.cancel() raised {outcome.describe()} for a {status}",
+        exchange=answer.exchange,
+        expected=f"{expected} (the CLI exits {exit_code})",
+        received=outcome.describe() if outcome.exception != expected else None,
     )
 
 

@@ -7,6 +7,7 @@ Python factory (`--provisioner module:factory`) that returns an object with `cre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -104,6 +105,10 @@ class ProvisionerContext:
     # How many real builds the run may start, counted by the provisioners that start them.
     budget: BuildBudget = field(default_factory=lambda: BuildBudget(None))
     provision_timeout: float = 300.0  # how long a real build may take to reach the status asked for
+    # Told of each read of a build through the platform's public status endpoint from offset 0
+    # (`GET /v1/templates/builds/{id}?offset=0`, with the build id): the read the official SDK's `connect()`
+    # makes before every cancel, which the run judges too (CLIENT-02). A provisioner that makes it reports it.
+    inspect_status_read: Callable[[Exchange, str], None] | None = None
 
     def call(self, method: str, base_url: str, path: str, tenant: str, payload: Any = None, *,
              what: str, idempotent: bool = True) -> Exchange:

@@ -13,6 +13,8 @@ builds cost money and capacity, so this provisioner is careful:
 - a quota, capacity or rate-limit answer stops provisioning for the rest of the run;
 - an "active" build sleeps a bounded time (never a day), and the run sweeps what is left at the end;
 - status polls ask only for new log entries (`offset`) and stop at any terminal status.
+- its first read of each build (`offset=0`) is the read the official SDK's `connect()` makes before a
+  cancel: it is handed to the run (`ProvisionerContext.inspect_status_read`) to be judged as such.
 
 What the public API cannot do: drive the scheduler (`advance`), or hold a build `waiting` unless the
 platform queues builds beyond a concurrency limit; the slot keeper (`slots.py`) learns that limit from
@@ -402,6 +404,8 @@ class PublicApiProvisioner:
             log = self._logs.setdefault(build_id, _Log())
             offset = log.next_offset
         exchange = self._send("GET", STATUS_PATH.format(quote(build_id, safe="")) + f"?offset={offset}", tenant)
+        if offset == 0 and self._context.inspect_status_read is not None:
+            self._context.inspect_status_read(exchange, build_id)  # the official SDK's connect() read
         if exchange.status == 404:
             return None
         if exchange.status != 200:

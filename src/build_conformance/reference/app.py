@@ -318,6 +318,8 @@ class App:
 
     def _not_found(self) -> ApiError:
         code = "template_not_found" if "wrong-codes" in self._faults else NOT_FOUND
+        if "not-found-invalid-request" in self._faults:
+            code = INVALID
         return ApiError(404, code, "template build not found")
 
     def _method_not_allowed(self, route: Route) -> ApiError:

@@ -67,6 +67,17 @@ WORDY_MESSAGES = {
 WORDY_FALLBACK = "; if this keeps happening, update the request and set its values as the API reference describes"
 
 
+# unauthorized-detail-extra-member: the 401's structured detail, a documented TemplateFailureDetail, to which
+# the fault adds one undocumented member.
+UNAUTHORIZED_DETAIL = {
+    "code": "unauthorized",
+    "message": "the API key is missing or not valid",
+    "phase": "auth",
+    "retryable": False,
+    "suggested_action": "send Authorization: Bearer followed by a valid API key",
+}
+
+
 def _jsend(error: ApiError, variations: frozenset[str]) -> dict[str, Any]:
     return {
         "status": "error",
@@ -89,7 +100,9 @@ def render_error(
     if error.status in (400, 422) and "nested-error-object" in faults:
         message = {"message": error.message, "code": error.code}
     body_request_id = new_request_id() if "request-id-mismatch" in faults else request_id
-    payload = {"error": message, "code": error.code, "request_id": body_request_id}
+    payload: dict[str, Any] = {"error": message, "code": error.code, "request_id": body_request_id}
+    if error.status == 401 and "unauthorized-detail-extra-member" in faults:
+        payload["error_detail"] = {**UNAUTHORIZED_DETAIL, "docs_url": "https://docs.example.invalid/errors/unauthorized"}
     if "jsend-error-envelope" in variations:
         payload.update(_jsend(error, variations))
     return json_response(error.status, payload, headers=error.headers, close=error.close)

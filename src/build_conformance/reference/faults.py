@@ -17,6 +17,11 @@ log rendering, error bodies) stay out of the control API. See mutations.py.
 The contract schemas mirror the official client (date-time pattern, enums, required members), so
 whatever the client fails to parse is also a schema violation: no fault can break CLIENT-01 alone,
 and each fault that breaks it also declares the SHAPE/LOG/ERR requirement the schema reports.
+The official SDK's own validator (CLIENT-02) is looser than the schemas (it takes null for an unset
+field, defaults a missing build_backend), so a 200 it rejects breaks a SHAPE/LOG requirement too;
+what it alone sees is a 200 for another build than the path names, on the probes SHAPE-05 does not
+judge. Its error mapping (CLIENT-03) reads only the body's `code` and `error_detail`: an extra member
+in an otherwise documented error_detail breaks CLIENT-03 alone.
 """
 
 from __future__ import annotations
@@ -70,9 +75,9 @@ FAULTS: dict[str, Fault] = _faults(
           "a well-formed unknown id raises inside the lookup and is answered 500"),
     Fault("path-decoded-slash-500", ("PATH-02", "GEN-01"),
           "an id whose percent-decoding contains '/' crashes the handler (500)"),
-    Fault("prefix-match-id", ("PATH-03",),
+    Fault("prefix-match-id", ("PATH-03", "CLIENT-02"),
           "ids are matched by prefix: the id with a character appended or removed addresses the build"),
-    Fault("path-traversal-normalised", ("PATH-03",),
+    Fault("path-traversal-normalised", ("PATH-03", "CLIENT-02"),
           "the decoded id is path-normalised, so x%2F..%2F<id> addresses <id>"),
     Fault("no-percent-decoding", ("PATH-04",),
           "the id segment is used without percent-decoding, so %41 does not address a build with A"),
@@ -130,14 +135,15 @@ FAULTS: dict[str, Fault] = _faults(
     Fault("status-timestamp-mismatch", ("STATE-08",), "a cancelled waiting build gets no finished_at"),
     # SHAPE ------------------------------------------------------------------------------------
     Fault("text-content-type", ("SHAPE-01",), "successful cancels are labelled Content-Type: text/plain"),
-    Fault("next-offset-float", ("SHAPE-01",), "next_offset is written as a JSON float (3.0)"),
+    Fault("next-offset-float", ("SHAPE-01", "CLIENT-02"), "next_offset is written as a JSON float (3.0)"),
     Fault("missing-required-field", ("SHAPE-02", "CLIENT-01"), "build.namespace_slug is left out"),
-    Fault("bad-enum", ("SHAPE-02", "CLIENT-01"), "build_backend is written 'BuildKit' / 'Native' (wrong case)"),
+    Fault("bad-enum", ("SHAPE-02", "CLIENT-01", "CLIENT-02"),
+          "build_backend is written 'BuildKit' / 'Native' (wrong case)"),
     Fault("sdk-probe-missing-port", ("SHAPE-02", "CLIENT-01"),
           "runtime_defaults.readiness is a tcp probe without its required port"),
     Fault("dates-space-separator", ("SHAPE-03",),
           "date-times use a space instead of 'T' (the client tolerates it; RFC 3339 does not)"),
-    Fault("dates-lowercase-z", ("SHAPE-03", "CLIENT-01"), "date-times end in a lower-case 'z'"),
+    Fault("dates-lowercase-z", ("SHAPE-03", "CLIENT-01", "CLIENT-02"), "date-times end in a lower-case 'z'"),
     Fault("nulls-for-unset", ("SHAPE-04",),
           "unset optional strings (error, failure_phase, retry_of_build_id, original_build_id) are null"),
     Fault("null-dates", ("SHAPE-04", "CLIENT-01"), "an unset retention_expires_at is sent as null"),
@@ -146,24 +152,36 @@ FAULTS: dict[str, Fault] = _faults(
     Fault("noop-cancel-202", ("SHAPE-06", "STATE-03"),
           "a cancel that has nothing to do on a ready or error build is answered 202"),
     # LOG --------------------------------------------------------------------------------------
-    Fault("entry-missing-kind", ("LOG-01", "CLIENT-01"), "log entries carry no kind"),
+    Fault("entry-missing-kind", ("LOG-01", "CLIENT-01", "CLIENT-02"), "log entries carry no kind"),
     Fault("entry-build-id-mismatch", ("LOG-01",), "log entries carry the build's internal row id as build_id"),
     Fault("offsets-not-increasing", ("LOG-02",), "entries are returned newest first"),
     Fault("duplicate-cancelled-entries", ("LOG-03", "IDEM-02"),
           "a cancel records a second cancelled entry (at request and again at completion), so a build "
           "cancelled concurrently also shows two cancellations"),
-    Fault("bad-entry-optional-types", ("LOG-04",),
+    Fault("bad-entry-optional-types", ("LOG-04", "CLIENT-02"),
           "the first entry carries step_index 0 and attempt as a string"),
     # ERR --------------------------------------------------------------------------------------
     Fault("error-code-outside-enum", ("ERR-01", "ERR-02"),
           "a rejected body is answered with code 'malformed_body', which is not an ErrorResponseCode"),
     Fault("nested-error-object", ("ERR-01",),
           "400/422 bodies carry error as an object {message, code} instead of a string"),
-    Fault("non-json-401", ("ERR-01", "CLIENT-01"), "401 bodies are plain text"),
+    Fault("non-json-401", ("ERR-01", "CLIENT-01", "CLIENT-03"),
+          "401 bodies are plain text (the official SDK raises a generic MachineError('unknown'), not AuthError)"),
     Fault("wrong-codes", ("ERR-02",), "404 for an unknown build carries code template_not_found"),
     Fault("stack-trace-leak", ("ERR-03",), "a malformed-JSON 400 includes the parser's traceback"),
     Fault("plain-405-body", ("ERR-04",), "405 bodies are plain text"),
     Fault("request-id-mismatch", ("ERR-05",), "error bodies carry a request_id other than the x-request-id header"),
+    # CLIENT -----------------------------------------------------------------------------------
+    Fault("pending-status-cancelling", ("STATE-02", "SHAPE-02", "CLIENT-01", "CLIENT-02"),
+          "while a build's cancellation is pending, the public endpoints report its status as 'cancelling', "
+          "a status the contract does not have: the official SDK rejects the snapshot (invalid_response)"),
+    Fault("unauthorized-detail-extra-member", ("CLIENT-03",),
+          "401 bodies carry a structured error_detail (code unauthorized, phase auth) with one undocumented "
+          "member, docs_url: the official SDK then drops the error's code and raises a generic "
+          "MachineError('invalid_response') instead of AuthError"),
+    Fault("not-found-invalid-request", ("ERR-02", "CLIENT-03"),
+          "a 404 (unknown or another tenant's build) carries code invalid_request, a documented code the "
+          "official SDK maps to a generic MachineError instead of NotFoundError (the CLI exits 2, not 3)"),
     # GEN --------------------------------------------------------------------------------------
     Fault("slow-cancel-hang", ("GEN-02",),
           "a cancel of a building build waits synchronously for the executor's acknowledgement: every cancel "

@@ -66,6 +66,10 @@ def handler_faults(body: dict[str, Any], row: BuildRow, faults: frozenset[str]) 
     entries: list[dict[str, Any]] = body["entries"]
     if "next-offset-float" in faults:
         body["next_offset"] = float(body["next_offset"])
+    if "pending-status-cancelling" in faults and row.status in ("waiting", "building") and (
+        row.cancel_requested_at is not None
+    ):
+        build["status"] = "cancelling"
     if "wrong-template-id" in faults and row.status in ("waiting", "building"):
         build["template_id"] = f"tpl_default_{row.namespace_slug.replace('-', '_')}"
     if "entry-missing-kind" in faults:
