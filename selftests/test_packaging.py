@@ -7,6 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from .test_ci_examples import expected_wheel
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -19,6 +21,7 @@ def test_wheel_bundles_schemas_suite_and_catalogue(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     (wheel,) = tmp_path.glob("build_conformance-*.whl")
+    assert wheel.name == expected_wheel(), "the CI examples (docs/ci/) name this wheel"
     names = set(zipfile.ZipFile(wheel).namelist())
     for schema in (ROOT / "schemas").rglob("*.json"):
         assert f"build_conformance/_bundled/schemas/{schema.relative_to(ROOT / 'schemas').as_posix()}" in names

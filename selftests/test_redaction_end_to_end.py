@@ -279,7 +279,10 @@ def run_case(case: Case, servers: dict[str, ReferenceServer], tokens: tuple[str,
         if [r.returncode for r in runs[1:]] != [0, 0, 0]:
             problems.append(f"report/verify/diff exited {[r.returncode for r in runs[1:]]}")
         text = results_path.read_text(encoding="utf-8")
-        if "<token-a>" not in text or "<probe-credential>" not in text:
+        # The token itself, and a probe credential or an encoding of the token (which failures are kept as
+        # evidence is decided by their order in the run: the first ones present the token Basic-encoded).
+        others = ("<probe-credential>", "<token-a:basic-user>", "<token-a:basic-password>")
+        if "<token-a>" not in text or not any(label in text for label in others):
             problems.append("results.json carries no redaction label: the evidence held no credential")
     stdout = "\n".join(r.stdout for r in runs)
     stderr = "\n".join(r.stderr for r in runs)

@@ -7,12 +7,12 @@ same moment differently; nothing else about its representation is assumed.
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from build_conformance.attribution import piece_context
 from build_conformance.harness.markers import builds, judges
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.judging.check import Check
@@ -84,8 +84,9 @@ def _concurrent_cancels(conformance: ConformanceRun, build: ProvisionedBuild, co
         return conformance.cancel(build, reason=f"concurrent cancel {index}",
                                   label=f"concurrent cancel {index} of {count}")
 
-    # Each thread runs in a copy of this test's context, so its responses are attributed to this test.
-    contexts = [contextvars.copy_context() for _ in range(count)]
+    # Each thread runs in a copy of this test's context, so its responses are attributed to this test, as
+    # its own piece of it (the evidence shown first does not depend on which thread answered first).
+    contexts = [piece_context(index) for index in range(count)]
     with ThreadPoolExecutor(max_workers=count) as pool:
         futures = [pool.submit(ctx.run, one, i) for i, ctx in enumerate(contexts)]
         return [f.result() for f in futures]

@@ -1,7 +1,13 @@
 """Which conformance test the current work is for, so evidence and request counts land on the right test.
 
-A context variable: worker threads of a test run in a copy of its context, so what they send and
+Context variables: worker threads of a test run in a copy of its context, so what they send and
 record is attributed to the test that started them.
+
+`PIECE` says which piece of its test the current work is: a test's body is `()`, the k-th piece of a
+fan-out (`harness.parallel.each`, a property's k-th part, the k-th of a burst of concurrent requests)
+is its parent's piece plus `(k,)`. Work inside one piece is sequential, so (test, piece, the order of
+an observation within its piece) orders observations the same way whatever the threads' timing:
+the recorder picks its "first" failed observation by that order, never by wall-clock arrival.
 """
 
 from __future__ import annotations
@@ -11,6 +17,14 @@ import threading
 from collections import Counter
 
 CURRENT_TEST: contextvars.ContextVar[str] = contextvars.ContextVar("CURRENT_TEST", default="")
+PIECE: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar("PIECE", default=())
+
+
+def piece_context(index: int) -> contextvars.Context:
+    """A copy of the current context in which the work is the `index`-th piece of the current piece."""
+    context = contextvars.copy_context()
+    context.run(PIECE.set, (*PIECE.get(), index))
+    return context
 
 
 class RequestTally:

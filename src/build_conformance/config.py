@@ -211,6 +211,9 @@ OPTIONS: tuple[Option, ...] = (
            "HTTP(S) proxy for every request, e.g. http://proxy:3128 ('direct': none; default: HTTPS_PROXY, "
            "HTTP_PROXY, ALL_PROXY and NO_PROXY from the environment)"),
     Option("seed", _seed, None, "seed for generated inputs (default: random, printed in the report)"),
+    Option("record", _text, None,
+           "write every request and response of the run to FILE as a HAR 1.2 recording (tokens redacted; each "
+           "entry names its test and requirements; opens in browsers' network panels and HAR viewers)"),
     Option("fault", _text, None, "embedded reference server only: switch on named faults (comma-separated)"),
     Option("variation", _text, None,
            "embedded reference server only: switch on clean, production-like variations that must not be "
@@ -251,6 +254,7 @@ class RunConfig:
     client_key_password: Secret | None
     proxy: str | None
     seed: int | None
+    record: str | None
     fault: str | None
     variation: str | None
     requirement: tuple[str, ...] | None = None
@@ -314,7 +318,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         where = ".".join(str(p) for p in error.path) or "(top level)"
         raise ConfigError(f"{path.name}: {where}: {error.message}")
     # Relative paths in the file are relative to the file, not to wherever the suite is started.
-    for key in ("token_file", "other_token_file", "ca_bundle", "client_cert", "client_key", "report_dir"):
+    for key in ("token_file", "other_token_file", "ca_bundle", "client_cert", "client_key", "report_dir", "record"):
         if key in data and not Path(str(data[key])).expanduser().is_absolute():
             data[key] = str(path.parent / str(data[key]))
     return data

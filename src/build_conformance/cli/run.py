@@ -22,6 +22,7 @@ METAVARS: Final = {
     "provisioner": "NAME", "profile": "NAME", "request_timeout": "SECONDS", "settle_timeout": "SECONDS",
     "max_requests": "N", "rate_limit": "PER_SECOND", "seed": "N", "fault": "NAME", "variation": "NAME",
     "requirement": "ID", "family": "NAME", "max_builds": "N", "provision_timeout": "SECONDS", "concurrency": "N",
+    "record": "FILE",
 }
 # What "no value" means, where "none" would mislead.
 DEFAULT_TEXT: Final = {"ca_bundle": "the system's CAs"}

@@ -53,6 +53,9 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
                         help="serve only this TLS version (default: 1.2 and 1.3; 1.3 sends session tickets)")
     parser.add_argument("--tls-client-ca", default=None, metavar="FILE",
                         help="require a client certificate signed by this CA (mutual TLS) (default: none)")
+    parser.add_argument("--access-log", nargs="?", const="-", default=None, metavar="FILE",
+                        help="log one line per answer with its x-request-id and the caller's traceparent and "
+                             "User-Agent, to standard error or appended to FILE (default: no access log)")
 
 
 def _names(values: list[str] | None) -> list[str]:
@@ -85,6 +88,7 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_concurrent_builds": (args.max_concurrent_builds, "--max-concurrent-builds"),
         "build_quota": (args.build_quota, "--build-quota"),
         "step_seconds": (args.step_seconds, "--step-seconds"),
+        "access_log": (getattr(args, "access_log", None), "--access-log"),
     }
     for key, (value, flag) in wanted.items():
         if key in supported and value is not None:

@@ -3,16 +3,18 @@
 Both keep a run reproducible: a property's examples are split into a fixed number of parts, each with
 its own seed derived from the run's seed, whatever the concurrency; the concurrency only decides how
 many parts (or probes) are in flight at once. Each piece runs in a copy of the test's context, so what
-it sends and records is the test's.
+it sends and records is the test's, as its k-th piece (`attribution.PIECE`), one after another or at once:
+the recorder orders observations by piece, so the evidence shown first is the same either way.
 """
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+from build_conformance.attribution import piece_context
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,22 +33,35 @@ def part_seed(seed: int, label: str, part: int) -> int:
 
 def each(fn: Callable[[T], R], items: Iterable[T], *, workers: int) -> list[R]:
     """`fn` over `items`, up to `workers` at once; results in the items' order. Every item runs even when
-    one raises (its observations count); then the first exception is raised, or a group of them."""
+    one raises (its observations count), at once or one after another alike; then the first exception is
+    raised, or a group of them."""
     pieces = list(items)
     if workers <= 1 or len(pieces) <= 1:
-        return [fn(piece) for piece in pieces]
-    with ThreadPoolExecutor(max_workers=min(workers, PER_TEST, len(pieces))) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, fn, piece) for piece in pieces]
+        results: list[R] = []
         errors: list[Exception] = []
+        for index, piece in enumerate(pieces):
+            try:
+                results.append(piece_context(index).run(fn, piece))
+            except Exception as raised:  # anything else (an interruption, a skip) stops here
+                errors.append(raised)
+        _raise(errors)
+        return results
+    with ThreadPoolExecutor(max_workers=min(workers, PER_TEST, len(pieces))) as pool:
+        futures = [pool.submit(piece_context(index).run, fn, piece) for index, piece in enumerate(pieces)]
+        errors = []
         for future in futures:
             error = future.exception()
             if isinstance(error, Exception):
                 errors.append(error)
             elif error is not None:
                 raise error  # an interruption: no grouping
-        if errors:
-            raise errors[0] if len(errors) == 1 else ExceptionGroup("several pieces of the test failed", errors)
+        _raise(errors)
         return [f.result() for f in futures]
+
+
+def _raise(errors: list[Exception]) -> None:
+    if errors:
+        raise errors[0] if len(errors) == 1 else ExceptionGroup("several pieces of the test failed", errors)
 
 
 def run_all(parts: Sequence[Callable[[], None]], *, workers: int) -> None:

@@ -169,6 +169,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         state.cleanups.append(output["cleanup"])
     state.extra_requests += requests
     state.worker_ledgers.extend(ledger)
+    if state.session is not None and state.session.recording is not None:
+        state.session.recording.merge(output.get("recording") or [])
 
 
 @pytest.hookimpl(trylast=True)
@@ -192,6 +194,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         except ConfigError as exc:
             raise pytest.UsageError(f"build-conformance: {redact(str(exc))}") from None
         _open(config, conformance_items)
+    recording = state.session.recording if state.session is not None else None
+    if recording is not None:  # each entry of the recording names the requirements its test observes
+        recording.requirements.update({item.nodeid: requirement_ids(item) for item in conformance_items})
 
 
 @pytest.fixture(scope="session")
@@ -243,6 +248,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _write_recording(state: PluginState, run: ConformanceRun, results: dict[str, Any], path: Path) -> None:
+    """The run's HAR file; one that cannot be written costs a line in the summary, not the verdict."""
+    comment = (f"build-conformance {results.get('suite_version')} run against {run.target.api_url}: seed {run.seed}, "
+               f"trace id {run.trace_id}, verdict {results.get('verdict')}")
+    if run.recording is None:
+        return
+    try:
+        state.record_path = run.recording.write(path, comment=comment)
+    except OSError as exc:
+        state.record_error = f"the recording {str(path)!r} could not be written: {exc.strerror or exc}"
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = plugin_state(config)
@@ -275,6 +292,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         profile=run.profile,
         seed=run.seed,
         run_marker=run.run_marker,
+        trace_id=run.trace_id,
         started_at=run.started_at,
         ledger=run.ledger.as_list() + state.worker_ledgers,
         requests_sent=run.transport.requests_sent + state.extra_requests,
@@ -291,6 +309,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.results = results
     report_dir = Path(state.config.report_dir)
     state.results_path = write_results(report_dir, results)
+    if state.config.record:
+        _write_recording(state, run, results, Path(state.config.record))
     try:
         state.report_paths = write_reports(results, report_dir)
     except Exception as exc:  # a rendering bug must not cost the verdict, which results.json holds

@@ -45,6 +45,7 @@ from build_conformance.redaction import REDACTOR
 from build_conformance.target.cancel_api import JSON_MEDIA_TYPE, CancelApi
 from build_conformance.target.connection import ConnectionSetupError, policy_of
 from build_conformance.target.exchange import Exchange
+from build_conformance.target.har import HarRecording
 from build_conformance.target.transport import Transport, TransportSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,6 +85,7 @@ class ConformanceRun:
     unsettled: dict[str, str] = field(default_factory=dict)
     # The statuses the tests not yet finished will ask for (None: not known, e.g. a pytest-xdist controller).
     demand: Demand | None = None
+    recording: HarRecording | None = None  # every exchange, with --record
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -94,6 +96,11 @@ class ConformanceRun:
     @property
     def capabilities(self) -> Capabilities | None:
         return self.provisioner.capabilities
+
+    @property
+    def trace_id(self) -> str:
+        """The run's W3C trace id: every request's traceparent carries it (each with a span id of its own)."""
+        return self.transport.trace_id
 
     @property
     def profile(self) -> str:
@@ -243,7 +250,7 @@ class ConformanceRun:
                 self.target.stop()
 
 
-def transport_settings(config: RunConfig) -> TransportSettings:
+def transport_settings(config: RunConfig, trace_id: str | None = None) -> TransportSettings:
     """Loopback reference runs are unthrottled; a deployment gets a bounded budget and an adaptive rate."""
     external = not config.embedded
     connection = policy_of(config)
@@ -258,6 +265,7 @@ def transport_settings(config: RunConfig) -> TransportSettings:
         rate_limit=config.rate_limit,
         adaptive_rate=external,
         connection=connection,
+        trace_id=trace_id,
     )
 
 
@@ -284,16 +292,21 @@ POOL_DEPTH = {"control": 2, "public-api": 0}
 
 def open_run(
     config: RunConfig, target: Target, *, seed: int | None = None, run_marker: str | None = None,
-    budget_file: Path | None = None,
+    budget_file: Path | None = None, trace_id: str | None = None,
 ) -> ConformanceRun:
-    """The run's transport, ledger, provisioner and API, wired together (nothing is sent yet)."""
+    """The run's transport, ledger, provisioner and API, wired together (nothing is sent yet). A pytest-xdist
+    worker gets the seed, run marker and trace id of the run its controller opened."""
     if seed is None:
         seed = config.seed if config.seed is not None else secrets.randbits(32)
     # Lower-case letters and digits only, so the marker survives any id alphabet a server allows.
     run_marker = run_marker or "bcz" + secrets.token_hex(4)
     for name, token in target.tokens.items():
         REDACTOR.add_token(token, f"token-{name.lower()}")
-    transport = Transport(transport_settings(config))
+    transport = Transport(transport_settings(config, trace_id))
+    recording = None
+    if config.record:
+        recording = HarRecording()
+        transport.observers.append(recording.observe)
     ledger = Ledger()
     # The per-response checks judge any requirement, whichever test provoked the response.
     checks = ResponseChecks(Check(RECORDER))
@@ -337,6 +350,7 @@ def open_run(
         api=api,
         checks=checks,
         context=context,
+        recording=recording,
     )
 
 

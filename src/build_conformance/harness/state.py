@@ -27,6 +27,8 @@ class PluginState:
     worker_ledgers: list[dict[str, Any]] = field(default_factory=list)
     report_paths: list[Path] = field(default_factory=list)
     report_error: str | None = None
+    record_path: Path | None = None  # the run's HAR recording (--record), once written
+    record_error: str | None = None
     completeness: Completeness = field(default_factory=Completeness)
     concurrent: ConcurrentCalls = field(default_factory=lambda: ConcurrentCalls(workers=1))
 

@@ -38,8 +38,9 @@ from build_conformance.harness.state import plugin_state
 from build_conformance.judging import registry
 from build_conformance.judging.check import RequirementFailed
 from build_conformance.judging.recorder import RECORDER
-from build_conformance.judging.verdicts import suite_version
+from build_conformance.judging.verdicts import status_of, suite_version
 from build_conformance.reporting import terminal as text
+from build_conformance.target.correlation import USER_AGENT
 
 # Carried on test reports (user_properties survive the trip from an xdist worker to the controller).
 FAILED_KEY: Final = "build_conformance_failed"
@@ -119,6 +120,17 @@ def _without_hypothesis_advice(content: str, seed: int | None) -> str:
     return "\n".join(line for index, line in enumerate(lines) if not (line == replay and replay in lines[:index]))
 
 
+def _problem_statuses(nodeid: str) -> tuple[list[str], list[str]]:
+    """(failed, error) requirement IDs of one test's observations, by `judging.verdicts.status_of`."""
+    counts: dict[str, dict[str, int]] = {}
+    for observation in RECORDER.problems_of(nodeid):
+        per = counts.setdefault(observation.requirement, {})
+        per[observation.outcome] = per.get(observation.outcome, 0) + 1
+    statuses = {rid: status_of(per) for rid, per in counts.items()}
+    return (sorted(rid for rid, status in statuses.items() if status == "failed"),
+            sorted(rid for rid, status in statuses.items() if status == "error"))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
@@ -131,14 +143,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when == "call":
         properties.append((JUDGES_KEY, ",".join(_judged(item))))
         properties.append((OBSERVES_KEY, ",".join(ids)))
-    failed = sorted({o.requirement for o in RECORDER.problems_of(item.nodeid) if o.outcome == "fail"})
-    if failed and report.failed:
+    # What the test's own observations make of each requirement, by the rule of the final verdict (a failed
+    # observation fails it, an unjudged one makes it an error): read after the exception the test ended with
+    # was recorded (plugin.pytest_runtest_makereport runs inside this wrapper), never guessed from the
+    # exception, so the file's progress line names exactly what the test recorded.
+    failed, errored = _problem_statuses(item.nodeid)
+    if failed:
         properties.append((FAILED_KEY, ",".join(failed)))
+    if errored:
+        properties.append((ERROR_KEY, ",".join(errored)))
     if report.failed and call.excinfo is not None:
         exc = call.excinfo.value
         conformance_failure = isinstance(exc, ConformanceFailure | RequirementFailed)
-        if not conformance_failure:
-            properties.append((ERROR_KEY, ",".join(ids)))
         if conformance_failure and failed and not _pytest_tracebacks(config):
             problems = [o for o in RECORDER.problems_of(item.nodeid) if o.outcome == "fail"]
             lines = [text.failure_message(problems)]
@@ -185,8 +201,7 @@ class _Group:
     judged: list[str] = field(default_factory=list)
     observed: list[str] = field(default_factory=list)
     labelled: set[str] = field(default_factory=set)  # tests whose IDs are counted in
-    failing: set[str] = field(default_factory=set)
-    erroring: set[str] = field(default_factory=set)
+    problems: dict[str, tuple[set[str], set[str]]] = field(default_factory=dict)  # test -> (failed, error) IDs
     started: float | None = None
     finished: float | None = None
     task: TaskID | None = None
@@ -202,6 +217,14 @@ class _Group:
         if not ranked:
             return "—"
         return ranked[0] + (f" +{','.join(ranked[1:3])}" if len(ranked) > 1 else "") + ("…" if len(ranked) > 3 else "")
+
+    @property
+    def failing(self) -> set[str]:
+        return {rid for failed, _ in self.problems.values() for rid in failed}
+
+    @property
+    def erroring(self) -> set[str]:
+        return {rid for _, errored in self.problems.values() for rid in errored}
 
     def status(self) -> str:
         parts = [f"{n} {outcome}" for outcome, n in sorted(self.outcomes.items(), key=lambda kv: _ORDER.get(kv[0], 9))]
@@ -360,8 +383,10 @@ class Display:
             group.labelled.add(nodeid)
             group.judged += [r for r in str(properties[JUDGES_KEY]).split(",") if r]
             group.observed += [r for r in str(properties.get(OBSERVES_KEY, "")).split(",") if r]
-        group.failing |= {r for r in str(properties.get(FAILED_KEY, "")).split(",") if r}
-        group.erroring |= {r for r in str(properties.get(ERROR_KEY, "")).split(",") if r}
+        # Each report carries the test's statuses as they are then (a test run ahead may have recorded a failure
+        # that its report later turns into an error): the latest report of a test is the one that counts.
+        group.problems[nodeid] = ({r for r in str(properties.get(FAILED_KEY, "")).split(",") if r},
+                                  {r for r in str(properties.get(ERROR_KEY, "")).split(",") if r})
         outcome = self.outcome_of.get(nodeid, "passed")
         if report.failed:
             outcome = "failed" if report.when == "call" else "error"
@@ -420,7 +445,8 @@ class Display:
 
     # -- end
 
-    def summary(self, results: dict[str, Any], results_path: Any, report_paths: list[Any], error: str | None) -> None:
+    def summary(self, results: dict[str, Any], results_path: Any, report_paths: list[Any], error: str | None,
+                recording: Any = None, recording_error: str | None = None) -> None:
         self.reporter.ensure_newline()
         blocks = text.problem_blocks(results)
         if blocks:
@@ -436,7 +462,8 @@ class Display:
         for entry in text.not_run_lines(results) + text.partial_lines(results):
             self.line(entry, "yellow")
         self.console.print(self.family_table(results))
-        for entry in text.run_facts(results) + text.file_lines(results_path, report_paths, error):
+        for entry in text.run_facts(results) + text.file_lines(results_path, report_paths, error, recording,
+                                                               recording_error):
             self.line(entry, "bold red" if entry.startswith("INCOMPLETE") else "")
 
     def family_table(self, results: dict[str, Any]) -> Table:
@@ -489,6 +516,10 @@ def banner(run: ConformanceRun, selection: Any, tests: int | None) -> list[tuple
         rows.append(("connection", connection.describe(run.target.api_url)))
     rows.append(("profile", f"{run.profile} — {PROFILE_NOTES.get(run.profile, '')}"))
     rows.append(("seed", f"{run.seed} (replay with --seed {run.seed})"))
+    trace_id = getattr(run, "trace_id", None)
+    if trace_id:
+        rows.append(("trace", f"{trace_id} (the traceparent of every request, each with its own span id; "
+                              f"User-Agent {USER_AGENT})"))
     capabilities = run.capabilities
     if capabilities is not None:
         facts = capabilities.as_dict()
@@ -658,4 +689,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     display = _display(config)
     if state.results is None or display is None:
         return
-    display.summary(state.results, state.results_path, state.report_paths, state.report_error)
+    display.summary(state.results, state.results_path, state.report_paths, state.report_error, state.record_path,
+                    state.record_error)

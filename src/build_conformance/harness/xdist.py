@@ -41,6 +41,7 @@ def worker_input(run: ConformanceRun) -> dict[str, Any]:
         "embedded": run.target.embedded,
         "seed": run.seed,
         "run_marker": run.run_marker,
+        "trace_id": run.trace_id,
         "budget_file": str(run.budget.shared) if run.budget.shared else None,
         "capabilities": {
             "statuses": sorted(capabilities.statuses),
@@ -57,7 +58,8 @@ def open_worker_run(config: pytest.Config, run_config: RunConfig) -> Conformance
     target = Target(shared["api_url"], shared["control_url"], tokens, tuple(shared["faults"]),
                     embedded=shared.get("embedded", False))
     budget_file = Path(shared["budget_file"]) if shared.get("budget_file") else None
-    run = open_run(run_config, target, seed=shared["seed"], run_marker=shared["run_marker"], budget_file=budget_file)
+    run = open_run(run_config, target, seed=shared["seed"], run_marker=shared["run_marker"], budget_file=budget_file,
+                   trace_id=shared.get("trace_id"))
     capabilities = Capabilities(**{**shared["capabilities"], "statuses": set(shared["capabilities"]["statuses"])})
     run.provisioner.capabilities = capabilities
     return run
@@ -71,6 +73,7 @@ def worker_output(run: ConformanceRun) -> dict[str, Any]:
         "requests_by_test": REQUESTS_BY_TEST.export(),
         "rate": dataclasses.asdict(run.transport.rate_report()),
         "ledger": run.ledger.as_list(),
+        **({"recording": run.recording.export()} if run.recording is not None else {}),
     }
 
 

@@ -40,6 +40,8 @@ class Check:
         self._catalogue.get(requirement)  # an unknown ID is a bug in the suite: fail loudly
         if self._allowed is not None and requirement not in self._allowed:
             raise ValueError(f"{requirement} is not among this test's requirement marker IDs")
+        if exchange is not None:
+            exchange.cite(requirement, outcome)
         self._recorder.record(
             Observation(
                 requirement=requirement,

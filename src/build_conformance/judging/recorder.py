@@ -1,4 +1,11 @@
-"""What the run saw, per requirement: passes, failures with evidence, errors and reasons not run."""
+"""What the run saw, per requirement: passes, failures with evidence, errors and reasons not run.
+
+Which observations are kept as evidence (a few per requirement and outcome; every one is counted) and
+which one is "the first" does not depend on the order in which concurrent tests, a test's parallel
+pieces or pytest-xdist workers happened to report: observations are ordered by their test (preflight
+first, then by pytest node id), the piece of the test they came from (`attribution.PIECE`) and their
+place within that piece, which are the same in every run of the same seed and selection.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from build_conformance.attribution import CURRENT_TEST
+from build_conformance.attribution import CURRENT_TEST, PIECE
 from build_conformance.redaction import redact
 
 Outcome = Literal["pass", "fail", "error", "not-run"]
 
 # Evidence kept per requirement and outcome; the count of every observation is kept regardless.
 MAX_KEPT = 5
-
+# Work that is not a test's, in the order it runs: preflight before every test, the rest after them.
+_BEFORE_TESTS = frozenset({"preflight"})
 
 
 @dataclass
@@ -26,6 +34,16 @@ class Observation:
     evidence: dict[str, Any] | None = None
     expected: str | None = None
     received: str | None = None
+    # Where it was made: the piece of its test (attribution.PIECE) and its place in that piece (set by `record`).
+    piece: list[int] = field(default_factory=list)
+    seq: int = -1
+
+    @property
+    def order(self) -> tuple[int, str, tuple[int, ...], int]:
+        """Its place among the run's observations: the same whatever the scheduling (see the module's doc)."""
+        test = self.test or ""
+        rank = 0 if test in _BEFORE_TESTS else 1 if "::" in test else 2
+        return rank, test, tuple(self.piece), self.seq
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"test": self.test, "message": redact(self.message)}
@@ -53,18 +71,21 @@ class Recorder:
         self._tallies: dict[str, RequirementTally] = defaultdict(RequirementTally)
         self._by_test: dict[str, list[Observation]] = defaultdict(list)
         self._notes: dict[str, set[str]] = defaultdict(set)  # per test: what its observations rely on
+        self._next_seq: dict[tuple[str, tuple[int, ...]], int] = defaultdict(int)  # per (test, piece)
 
     def record(self, observation: Observation) -> None:
         if not observation.test:
             observation.test = CURRENT_TEST.get()
+        piece = PIECE.get()
         with self._lock:
+            observation.piece = list(piece)
+            observation.seq = self._next_seq[(observation.test, piece)]
+            self._next_seq[(observation.test, piece)] += 1
             tally = self._tallies[observation.requirement]
             tally.counts[observation.outcome] += 1
             if observation.test:
                 tally.tests[observation.test].add(observation.outcome)
-            kept = tally.kept[observation.outcome]
-            if len(kept) < MAX_KEPT:
-                kept.append(observation)
+            _keep(tally.kept[observation.outcome], [observation])
             if observation.outcome in ("fail", "error"):
                 self._by_test[observation.test].append(observation)
 
@@ -81,8 +102,7 @@ class Recorder:
                     tally.kept["fail"].remove(observation)
                 observation.outcome = "error"
                 observation.message = f"{reason}; the failed observation: {observation.message}"
-                if len(tally.kept["error"]) < MAX_KEPT:
-                    tally.kept["error"].append(observation)
+                _keep(tally.kept["error"], [observation])
                 tally.tests[test].add("error")
         return len(failed)
 
@@ -97,8 +117,9 @@ class Recorder:
             return sorted({note for test in tests for note in self._notes.get(test, ())})
 
     def problems_of(self, test: str) -> list[Observation]:
+        """The test's failed and errored observations, in their order (the first is the one to show)."""
         with self._lock:
-            return list(self._by_test.get(test, ()))
+            return sorted(self._by_test.get(test, ()), key=lambda o: o.order)
 
     def tally(self, requirement: str) -> RequirementTally:
         with self._lock:
@@ -129,10 +150,16 @@ class Recorder:
                 for outcome, count in data["counts"].items():
                     tally.counts[outcome] += count
                 for outcome, kept in data["kept"].items():
-                    room = MAX_KEPT - len(tally.kept[outcome])
-                    tally.kept[outcome].extend(Observation(**o) for o in kept[: max(room, 0)])
+                    _keep(tally.kept[outcome], [Observation(**o) for o in kept])
                 for test, outcomes in data["tests"].items():
                     tally.tests[test].update(outcomes)
+
+
+def _keep(kept: list[Observation], new: list[Observation]) -> None:
+    """Keep the MAX_KEPT observations that come first in the run's order (not the first to arrive)."""
+    kept.extend(new)
+    kept.sort(key=lambda o: o.order)
+    del kept[MAX_KEPT:]
 
 
 RECORDER = Recorder()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import ssl
+import sys
 import tempfile
 import threading
 from collections.abc import Iterable
 from types import TracebackType
-from typing import TypedDict, Unpack
+from typing import TextIO, TypedDict, Unpack
 
 from .app import App, Settings
 from .auth import Tenant
@@ -20,7 +21,7 @@ from .lifecycle import Lifecycle, Limits
 from .plan import DEFAULT_STEP_CAP_S, STEP_MS
 from .store import SCHEDULER, Store
 from .variations import resolve_variations
-from .wire import HTTPServer
+from .wire import AccessLog, HTTPServer
 
 TENANT_NAMES = ("tenant-a", "tenant-b")
 
@@ -65,6 +66,7 @@ class ServerOptions(TypedDict, total=False):
     latency: float
     jitter: float
     seed: int
+    access_log: str | None
 
 
 def _limit(value: int | None, what: str) -> int | None:
@@ -88,6 +90,8 @@ class ReferenceServer:
       never count against either limit.
     - `latency` ± `jitter` seconds (seeded by `seed`) delay every response, from when its request
       was read.
+    - `access_log`: off (None, the default), "-" for standard error, or a file to append to: one line per
+      answer with its x-request-id and the caller's traceparent and User-Agent (wire.AccessLog).
     """
 
     api_url: str
@@ -114,6 +118,7 @@ class ReferenceServer:
         latency: float = 0.0,
         jitter: float = 0.0,
         seed: int = 0,
+        access_log: str | None = None,
     ) -> None:
         chosen = resolve(faults)
         varied = resolve_variations(variations)
@@ -146,7 +151,14 @@ class ReferenceServer:
         settings = Settings(api_prefix, control_prefix, chosen, _hang_seconds(), varied, limits, step_seconds_cap,
                             max(1, round(step_seconds * 1000)))
         app = App(store, lifecycle, self.tenants, settings, notify_executor=self._executor.notify, stop=self._stop)
-        self._httpd = HTTPServer((host, port), app, latency=network, variations=varied, stop=self._stop)
+        self._access_file: TextIO | None = None
+        log = None
+        if access_log:
+            stream = sys.stderr if access_log == "-" else open(access_log, "a", encoding="utf-8")  # noqa: SIM115
+            self._access_file = None if access_log == "-" else stream
+            log = AccessLog(stream, [(tenant.token, tenant.name) for tenant in self.tenants])
+        self._httpd = HTTPServer((host, port), app, latency=network, variations=varied, stop=self._stop,
+                                 access_log=log)
         if ssl_context is not None:
             # The handshake happens on the connection's own thread (first read), so one slow or
             # failing client cannot stall the accept loop.
@@ -193,6 +205,8 @@ class ReferenceServer:
             self._serving.join(5)
         self._httpd.server_close()
         self._executor.join(5)
+        if self._access_file is not None:
+            self._access_file.close()
         if self._tempdir is not None:
             shutil.rmtree(self._tempdir, ignore_errors=True)
 

@@ -8,6 +8,10 @@ gets a 405 rather than the stdlib's 501.
 How a response travels is decided here too: the network distance (latency.py), and the clean
 variations of production HTTP (charset parameter, gzip, chunked framing, Connection: close,
 transient 503s in front of the app).
+
+An access log is off by default (the suite keeps its own evidence). Switched on (`serve --access-log`),
+each answer is one line with what a server engineer looks a failing request up by: the x-request-id
+the server answered with, the caller's W3C traceparent and User-Agent (`AccessLog`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from typing import Any, TextIO, cast
 
 from .app import App
 from .errors import INVALID, ApiError, ResetConnection, internal_error, render_error
@@ -49,13 +54,45 @@ def _chunks(payload: bytes) -> bytes:
     return first + b"0\r\n\r\n"
 
 
+class AccessLog:
+    """One line per answer, written whole under a lock:
+
+    2024-05-01T12:00:00.250Z 127.0.0.1 "POST /v1/templates/builds/bld_1/cancel HTTP/1.1" 401 97 2.1ms
+    request_id=req_4f2a… traceparent=00-4bf9…-00f0…-01 user_agent="build-conformance/0.1.0"
+
+    (on one line). The tenants' tokens are replaced by their tenant's name wherever the request line quotes
+    them (a token sent in the query string)."""
+
+    def __init__(self, stream: TextIO, tokens: Iterable[tuple[str, str]] = ()) -> None:
+        self._stream = stream
+        self._tokens = [(token, name) for token, name in tokens if token]
+        self._lock = threading.Lock()
+
+    def line(self, *, client: str, request_line: str, status: int, size: int, elapsed: float, request_id: str,
+             traceparent: str | None, user_agent: str | None) -> str:
+        for token, name in self._tokens:
+            request_line = request_line.replace(token, f"<{name} token>")
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        quoted = request_line.replace("\\", "\\\\").replace('"', '\\"')
+        agent = (user_agent or "-").replace('"', "'")
+        return (f'{stamp} {client} "{quoted}" {status} {size} {elapsed * 1000:.1f}ms request_id={request_id} '
+                f'traceparent={traceparent or "-"} user_agent="{agent}"')
+
+    def write(self, **fields: Any) -> None:
+        text = self.line(**fields)
+        with self._lock:
+            self._stream.write(text + "\n")
+            self._stream.flush()
+
+
 class HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(
         self, address: tuple[str, int], app: App, *, latency: Latency, variations: frozenset[str],
-        stop: threading.Event,
+        stop: threading.Event, access_log: AccessLog | None = None,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -64,6 +101,7 @@ class HTTPServer(ThreadingHTTPServer):
         self.latency = latency
         self.variations = variations
         self.stop_event = stop
+        self.access_log = access_log
         self.internal_errors: list[BaseException] = []
         self._errors_lock = threading.Lock()
         self._requests = itertools.count(1)
@@ -120,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
         return words[1] if len(words) >= 2 else self.path
 
     def _serve(self) -> None:
-        received = time.monotonic()
+        received = self._received = time.monotonic()
         server = self._server
         request_id = new_request_id()
         body = RequestBody.from_headers(self.rfile, self.headers, read_whole="reads-whole-body" in server.variations)
@@ -182,9 +220,21 @@ class Handler(BaseHTTPRequestHandler):
         if close:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command == "HEAD":
+        if self.command != "HEAD":
+            self.wfile.write(_chunks(payload) if chunked else payload)
+        self._log_access(response.status, len(payload), request_id)
+
+    def _log_access(self, status: int, size: int, request_id: str) -> None:
+        log = self._server.access_log
+        if log is None:
             return
-        self.wfile.write(_chunks(payload) if chunked else payload)
+        headers = getattr(self, "headers", None)
+        started = getattr(self, "_received", None)
+        log.write(client=str(self.client_address[0]) if self.client_address else "-",
+                  request_line=getattr(self, "requestline", "") or "-", status=status, size=size,
+                  elapsed=time.monotonic() - started if started is not None else 0.0, request_id=request_id,
+                  traceparent=headers.get("traceparent") if headers is not None else None,
+                  user_agent=headers.get("User-Agent") if headers is not None else None)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # The stdlib's own message may quote the request line (and with it a query-string token),
@@ -193,6 +243,7 @@ class Handler(BaseHTTPRequestHandler):
         error = ApiError(code, "internal_error" if code >= 500 else INVALID, phrase.lower(), close=True)
         request_id = new_request_id()
         server = self._server
-        server.latency.wait(time.monotonic(), server.stop_event)
+        self._received = time.monotonic()
+        server.latency.wait(self._received, server.stop_event)
         self._write(render_error(error, request_id, frozenset(), server.variations), request_id, close=True)
         self.close_connection = True

@@ -14,6 +14,9 @@ KNOWN: Final = (
     "request_line",
     "response_status",
     "outcome",
+    "traceparent",
+    "request_id",
+    "request_id_header",
     "curl",
     "request_headers",
     "request_body_excerpt",
@@ -32,6 +35,9 @@ LABELS: Final = {
     "request_body_bytes": "request bytes",
     "response_status": "response status",
     "outcome": "outcome",
+    "traceparent": "traceparent",
+    "request_id": "server request id",
+    "request_id_header": "request id header",
     "response_headers": "response headers",
     "response_body_excerpt": "response body",
     "elapsed_ms": "elapsed ms",
@@ -43,6 +49,18 @@ LABELS: Final = {
 BLOCKS: Final = frozenset(
     {"request_headers", "request_body_excerpt", "response_headers", "response_body_excerpt", "curl"}
 )
+
+
+def trace_text(evidence: dict[str, Any]) -> str | None:
+    """How to find the exchange in the server's logs and traces: 'traceparent 00-… · x-request-id …'."""
+    parts = []
+    if evidence.get("traceparent"):
+        parts.append(f"traceparent {evidence['traceparent']}")
+    if evidence.get("request_id"):
+        parts.append(f"{evidence.get('request_id_header') or 'request id'} {evidence['request_id']}")
+    elif "response_status" in evidence:
+        parts.append("(the answer named no request id)")
+    return " · ".join(parts) if parts else None
 
 
 def headers_text(headers: Any) -> str:

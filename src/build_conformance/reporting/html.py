@@ -262,6 +262,7 @@ def _run(results: dict[str, Any]) -> str:
         ("faults switched on", target.get("faults", [])),
         ("profile", results.get("profile")),
         ("seed", results.get("seed")),
+        ("trace id (every request's traceparent)", results.get("trace_id")),
         ("started", results.get("started_at")),
         ("finished", results.get("finished_at")),
         ("requests sent", results.get("requests_sent")),

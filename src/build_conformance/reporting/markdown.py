@@ -52,7 +52,9 @@ def render(results: dict[str, Any]) -> str:
         + (f" (server {cell(target['server'])})" if target.get("server") else "")
         + (f", faults: {cell(', '.join(target['faults']))}" if target.get("faults") else ""),
         f"- profile: {cell(results.get('profile', ''))}, seed: `{results.get('seed')}`"
-        f" (replay with `--seed {results.get('seed')}`), requests sent: {results.get('requests_sent', 0)}",
+        f" (replay with `--seed {results.get('seed')}`), requests sent: {results.get('requests_sent', 0)}"
+        + (f", trace id `{cell(str(results['trace_id']))}` (in every request's traceparent)"
+           if results.get("trace_id") else ""),
         f"- suite {cell(results.get('suite_version', ''))}, catalogue {cell(results.get('catalogue_version', ''))}"
         f" ({cell(str(results.get('catalogue_digest', ''))[:12])})",
         f"- {cell(results.get('started_at', ''))} to {cell(results.get('finished_at', ''))}",

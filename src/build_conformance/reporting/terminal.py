@@ -17,6 +17,7 @@ from build_conformance import catalogue as catalogue_module
 from build_conformance.judging.recorder import Observation
 from build_conformance.redaction import redact
 
+from .evidence import trace_text
 from .results_file import by_family, families, problems_of
 from .text import one_line, safe
 
@@ -56,6 +57,8 @@ def failure_message(problems: list[Observation]) -> str:
             evidence = first.evidence
             status = evidence.get("response_status", evidence.get("outcome", "?"))
             lines.append(f"  request:  {evidence.get('request_line', '?')} -> {status}")
+            if trace := trace_text(evidence):
+                lines.append(f"  trace:    {redact(trace)}")
             if evidence.get("curl"):
                 lines.append(f"  replay:   {_replay(str(evidence['curl']))}")
         if len(observations) > 1:
@@ -121,6 +124,8 @@ def requirement_block(results: dict[str, Any], requirement: dict[str, Any]) -> l
     if evidence:
         status_code = evidence.get("response_status", evidence.get("outcome", "?"))
         lines.append(f"  request:   {safe(str(evidence.get('request_line', '?')))} -> {status_code}")
+        if trace := trace_text(evidence):
+            lines.append(f"  trace:     {one_line(safe(trace), 300)}")
         if evidence.get("curl"):
             lines.append(f"  replay:    {_replay(safe(str(evidence['curl'])))}")
     observations = requirement.get("observations", {})
@@ -234,6 +239,8 @@ def run_facts(results: dict[str, Any]) -> list[str]:
         lines.append(f"INCOMPLETE RUN: {one_line(safe(str(why)), 300)}")
     seed = results.get("seed")
     lines.append(f"seed {seed} (replay the same inputs with --seed {seed})")
+    if results.get("trace_id"):
+        lines.append(f"trace id {safe(str(results['trace_id']))} (in the traceparent of every request the run sent)")
     requests = f"{results.get('requests_sent', 0)} requests"
     rate = results.get("rate")
     if isinstance(rate, dict) and rate.get("effective_per_s") is not None:
@@ -260,7 +267,8 @@ def run_facts(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def file_lines(results_path: Path | None, report_paths: Iterable[Path], report_error: str | None) -> list[str]:
+def file_lines(results_path: Path | None, report_paths: Iterable[Path], report_error: str | None,
+               recording: Path | None = None, recording_error: str | None = None) -> list[str]:
     lines = []
     if results_path is not None:
         lines.append(f"results: {results_path}")
@@ -269,6 +277,10 @@ def file_lines(results_path: Path | None, report_paths: Iterable[Path], report_e
         lines.append(f"reports: {', '.join(paths)}")
     if report_error:
         lines.append(f"reports could not be rendered: {report_error}")
+    if recording is not None:
+        lines.append(f"recording: {recording} (HAR 1.2: every exchange of the run, tokens redacted)")
+    if recording_error:
+        lines.append(recording_error)
     return lines
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from build_conformance.redaction import redact
+from build_conformance.target.correlation import TRACEPARENT, request_id_of, span_of
 
 BODY_EXCERPT = 2048
 
@@ -34,6 +35,14 @@ class SentRequest:
     @property
     def url(self) -> str:
         return self.origin + self.target.decode("latin-1")
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C traceparent this request carried (the transport gives every request its own span)."""
+        for key, value in self.headers:
+            if key.lower() == TRACEPARENT:
+                return value
+        return None
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,15 @@ class Exchange:
     # neither came first as far as the server's state is concerned.
     sent_at: float | None = None
     received_at: float | None = None
+    # The requirements whose observations cited this exchange, with the worst outcome (a recording names them).
+    judged: dict[str, str] = field(default_factory=dict)
+
+    def cite(self, requirement: str, outcome: str) -> None:
+        """An observation of `requirement` judged this exchange (`outcome`: pass, fail, error)."""
+        rank = {"fail": 0, "error": 1, "not-run": 2, "pass": 3}
+        current = self.judged.get(requirement)
+        if current is None or rank.get(outcome, 3) < rank.get(current, 3):
+            self.judged[requirement] = outcome
 
     def __repr__(self) -> str:
         return f"Exchange({self.label!r}: {self.describe()})"
@@ -81,6 +99,11 @@ class Exchange:
     @property
     def status(self) -> int | None:
         return self.response.status if self.response else None
+
+    @property
+    def request_id(self) -> tuple[str, str] | None:
+        """(header, value): how the server named this request in its answer (x-request-id), if it did."""
+        return request_id_of(self.response.headers) if self.response is not None else None
 
     def json(self) -> Any:
         if self.response is None:
@@ -97,7 +120,8 @@ class Exchange:
         """A reproduction line; `--path-as-is` keeps curl from normalising the path."""
         parts = ["curl", "-sS", "-i", "--path-as-is", "-X", self.request.method]
         for key, value in self.request.headers:
-            if key.lower() in {"host", "content-length", "accept-encoding", "connection", "user-agent"}:
+            # The traceparent names this exchange's span: a replay is another request (it gets its own).
+            if key.lower() in {"host", "content-length", "accept-encoding", "connection", "user-agent", TRACEPARENT}:
                 continue
             parts += ["-H", f"{key}: {value}"]
         if self.request.body:
@@ -120,6 +144,8 @@ class Exchange:
             "curl": self.curl(),
             "attempts": self.attempts,
         }
+        if span_of(req.traceparent):  # the suite's own (a probe's odd one stays among the headers)
+            evidence["traceparent"] = req.traceparent
         if self.history:
             evidence["earlier_attempts"] = [redact(h) for h in self.history]
         if self.notes:
@@ -131,6 +157,10 @@ class Exchange:
                 response_body_excerpt=redact(_excerpt(self.response.body)),
                 elapsed_ms=round(self.response.elapsed * 1000, 1),
             )
+            named = self.request_id
+            if named is not None:
+                evidence["request_id"] = redact(named[1])
+                evidence["request_id_header"] = named[0]
         if self.timed_out:
             evidence["outcome"] = "no response within the request timeout"
         if self.transport_error:

@@ -9,6 +9,11 @@ answers are decoded (gzip, deflate, br, zstd), dropped connections are re-opened
 retried with back-off (honouring `Retry-After`) within a bounded window, and the request rate adapts
 to the target. What an exchange went through is kept on it (`history`), so a timeout that a retry
 hid is still judged (GEN-02).
+
+Every request says it is the suite's (`User-Agent: build-conformance/<version>`) and carries the run's
+trace id in a W3C `traceparent`, with a span id of its own (`correlation.py`): a server engineer finds the
+failing request in their logs and traces. Whoever wants to see every exchange (the run's recording) is
+told of each attempt (`observers`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +34,7 @@ import tenacity
 from build_conformance.attribution import CURRENT_TEST, REQUESTS_BY_TEST
 from build_conformance.redaction import Secret
 from build_conformance.target.connection import ConnectionPolicy, Proxy, httpx_transport
+from build_conformance.target.correlation import TRACEPARENT, USER_AGENT, new_span_id, new_trace_id, traceparent
 from build_conformance.target.exchange import Exchange, ReceivedResponse, SentRequest
 from build_conformance.target.rate import AdaptiveRate, RateReport
 from build_conformance.target.streaming import send_reading_while_writing
@@ -64,6 +70,8 @@ class TransportSettings:
     adaptive_rate: bool = False  # adapt the rate to the target (a deployment); off for loopback
     # CA bundle, client certificate, proxy: the same for every request, whichever sender carries it.
     connection: ConnectionPolicy = field(default_factory=ConnectionPolicy)
+    # The run's W3C trace id (32 hex digits), shared by every process of the run; None: a new one.
+    trace_id: str | None = None
 
 
 class Transport:
@@ -76,6 +84,9 @@ class Transport:
         self._sent = 0
         self._rate = AdaptiveRate(settings.rate_limit, adaptive=settings.adaptive_rate)
         self._halted = threading.Event()
+        self.trace_id = settings.trace_id or new_trace_id()
+        # Told of every attempt once it is over (a recording of the run); called in the sender's context.
+        self.observers: list[Callable[[Exchange], None]] = []
 
     @property
     def requests_sent(self) -> int:
@@ -103,6 +114,7 @@ class Transport:
                 limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
                 client = self._clients[(proxy, scheme)] = httpx.Client(
                     timeout=httpx.Timeout(self.settings.request_timeout),
+                    headers={"User-Agent": USER_AGENT},
                     follow_redirects=False,
                     trust_env=False,
                     transport=httpx_transport(connection, proxy, scheme, limits),
@@ -153,6 +165,8 @@ class Transport:
             exchange.history = list(history)
             exchange.attempts = len(history) + 1
             history.append(_outcome(exchange))
+            for observer in self.observers:
+                observer(exchange)
             return exchange
 
         if not idempotent:
@@ -198,6 +212,8 @@ class Transport:
     ) -> Exchange:
         client, proxy = self._client(origin)  # before admission: building a TLS context is not the request's time
         self._admit()
+        if not any(name.lower() == TRACEPARENT for name, _ in headers):  # a probe may send its own
+            headers = [*headers, (TRACEPARENT, traceparent(self.trace_id, new_span_id()))]
         request = client.build_request(method, origin + "/", headers=headers, content=body)
         forwarded = proxy is not None and origin.startswith("http:")
         # Through a proxy, plain http goes in absolute form (https goes through the tunnel as it is).
