@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from build_conformance.cli.errors import EXIT_USAGE, error
 from build_conformance.config import OPTIONS, REPEATABLE, ConfigError, Option, resolve
-from build_conformance.harness.suite import suite_arguments
+from build_conformance.harness.suite import SUITE_ENVIRONMENT, suite_arguments
 from build_conformance.judging.verdicts import EXIT_CODES
 from build_conformance.resources import suite_dir
 
@@ -96,7 +96,7 @@ def flags(args: argparse.Namespace, profile: str | None = None) -> dict[str, Any
 
 def pytest_arguments(args: argparse.Namespace, profile: str | None = None) -> list[str]:
     suite = suite_dir()
-    argv = suite_arguments()
+    argv = suite_arguments(xdist=_wants_xdist(args))
     for name, value in flags(args, profile).items():
         if value is not None:
             argv += [next(o.flag for o in OPTIONS if o.name == name), str(value)]
@@ -152,6 +152,7 @@ def run_suite(args: argparse.Namespace, profile: str | None = None) -> int:
     # would take itself for a worker (and plugins would warn about it): this run is a session of its own.
     for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
         del os.environ[name]
+    os.environ.update(SUITE_ENVIRONMENT)
     collector = _VerdictCollector()
     code = pytest.main(pytest_arguments(args, profile), plugins=[collector])
     if collector.verdict is not None:

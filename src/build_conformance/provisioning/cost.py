@@ -1,9 +1,10 @@
 """What the run's real builds cost, in build-seconds: measured from the builds' own timestamps.
 
 A platform bills running time, not requests. While the run goes on, every observation of a build
-updates what is known of it (its `started_at`, `finished_at`); a build seen running and not yet seen
-finished counts from when the run started it to now, so the estimate errs on the expensive side and
-`--max-build-seconds` stops provisioning before the bound is passed, not after. At the end the run
+updates what is known of it (its `started_at`, `finished_at`); a build not yet seen finished counts
+from the last moment it was seen waiting (or from its start request) to the moment its cancellation
+was accepted (or to now), so the estimate errs on the expensive side and `--max-build-seconds` stops
+provisioning before the bound is passed, not after. At the end the run
 reads its builds back once (the platform's own history listing) and sums `finished_at − started_at`,
 and `now − started_at` for whatever is still running, `now` being the listing's own `Date`.
 """
@@ -32,6 +33,8 @@ class _Build:
     requested: float  # time.monotonic() when the start request was sent
     started: float | None = None  # the build's own started_at (epoch seconds), once seen
     finished: float | None = None  # its finished_at, once seen
+    waiting_seen: float | None = None  # time.monotonic() when it was last seen waiting (it cannot have run before)
+    stopped: float | None = None  # time.monotonic() when a cancel of it was accepted
 
 
 class BuildCosts:
@@ -43,8 +46,8 @@ class BuildCosts:
         with self._lock:
             self._builds.setdefault(build_id, _Build(at))
 
-    def seen(self, build_id: str, build: dict[str, Any]) -> None:
-        """An observation of the build (status read, cancel answer, listing)."""
+    def seen(self, build_id: str, build: dict[str, Any], at: float | None = None) -> None:
+        """An observation of the build (status read, cancel answer, listing) made at `at` (time.monotonic())."""
         started, finished = epoch(build.get("started_at")), epoch(build.get("finished_at"))
         with self._lock:
             known = self._builds.get(build_id)
@@ -52,6 +55,15 @@ class BuildCosts:
                 return
             known.started = started if started is not None else known.started
             known.finished = finished if finished is not None else known.finished
+            if build.get("status") == "waiting" and started is None:
+                known.waiting_seen = time.monotonic() if at is None else at
+
+    def cancelled(self, build_id: str, at: float | None = None) -> None:
+        """A cancel of the build was accepted: it stops running (the platform completes it shortly)."""
+        with self._lock:
+            known = self._builds.get(build_id)
+            if known is not None and known.stopped is None:
+                known.stopped = time.monotonic() if at is None else at
 
     def estimate(self, now: float | None = None) -> float:
         """Build-seconds so far, erring high: a build not seen finished runs from its start request to now."""
@@ -62,7 +74,9 @@ class BuildCosts:
                 if build.started is not None and build.finished is not None:
                     total += max(0.0, build.finished - build.started)
                 elif build.finished is None:
-                    total += max(0.0, now - build.requested)
+                    begin = build.waiting_seen if build.waiting_seen is not None else build.requested
+                    end = min(now, build.stopped) if build.stopped is not None else now
+                    total += max(0.0, end - begin)
         return total
 
 

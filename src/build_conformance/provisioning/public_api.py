@@ -252,11 +252,16 @@ class PublicApiProvisioner:
                 self._keepers[o.tenant].lease_ended(o.build_id)
         if not active:
             return CleanupReport()
-        return cancel_builds(self._context, [ProvisionedBuild(o.build_id, o.tenant, "building", None)
-                                             for o in active])
+        report = cancel_builds(self._context, [ProvisionedBuild(o.build_id, o.tenant, "building", None)
+                                               for o in active])
+        for build_id in report.cancelled:
+            self.costs.cancelled(build_id)
+        return report
 
     def cancel_accepted(self, build_id: str) -> None:
-        """A cancel of the build was accepted: a waiting build handed out no longer queues in front."""
+        """A cancel of the build was accepted: it stops costing, and a waiting build handed out no longer queues in
+        front of the platform's next builds."""
+        self.costs.cancelled(build_id)
         tenant = self._tenant.get(build_id)
         if tenant in self._keepers:
             self._keepers[tenant].lease_ended(build_id)

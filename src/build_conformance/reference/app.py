@@ -189,6 +189,10 @@ class App:
         since = 0
         if "cancel-honours-offset" in faults and query.get("offset", [""])[0].isdigit():
             since = int(query["offset"][0])
+        if "newest-template-id" in faults:
+            newest = self._store.newest(identity.tenant.name)
+            if newest is not None and newest.build_id != build.build_id:
+                return self._public_snapshot(build.build_id, status, since, identity_of=newest)
         return self._public_snapshot(build.build_id, status, since)
 
     def _first_cancel(self, build_id: str) -> bool:
@@ -263,11 +267,16 @@ class App:
             raise self._not_found()
         return self._public_snapshot(build.build_id, 200, since)
 
-    def _public_snapshot(self, build_id: str, status: int, since: int = 0) -> Response:
+    def _public_snapshot(self, build_id: str, status: int, since: int = 0, identity_of: BuildRow | None = None
+                         ) -> Response:
         snapshot = self._store.snapshot(build_id, since)
         if snapshot is None:
             raise self._not_found()
         body = handler_faults(self._rendered(snapshot), snapshot.build, self._faults)
+        if identity_of is not None:
+            # newest-template-id: the answer carries the template of the tenant's newest build, as a lookup of
+            # "the tenant's current template" instead of the build's own would.
+            body["build"]["template_id"] = identity_of.template_id
         if "text-content-type" in self._faults:
             return json_response(status, body, content_type="text/plain; charset=utf-8")
         return json_response(status, body)

@@ -149,6 +149,10 @@ FAULTS: dict[str, Fault] = _faults(
     Fault("null-dates", ("SHAPE-04", "CLIENT-01"), "an unset retention_expires_at is sent as null"),
     Fault("wrong-template-id", ("SHAPE-05",),
           "for a build still waiting or building, the cancel response's template_id is the namespace's default"),
+    Fault("newest-template-id", ("SHAPE-05", "STATE-03", "STATE-04"),
+          "the cancel response carries the template_id of the tenant's most recently created build, as a lookup of "
+          "the tenant's current template instead of the build's own would: right only when the cancelled build "
+          "is the newest"),
     Fault("noop-cancel-202", ("SHAPE-06", "STATE-03"),
           "a cancel that has nothing to do on a ready or error build is answered 202"),
     # LOG --------------------------------------------------------------------------------------

@@ -250,6 +250,13 @@ class Store:
             ).fetchone()
         return _build_row(values) if values else None
 
+    def newest(self, tenant: str) -> BuildRow | None:
+        """newest-template-id: the tenant's most recently created build."""
+        with contextlib.closing(self.connect()) as conn:
+            values = conn.execute(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE tenant = ? "
+                                  "ORDER BY created_at DESC, rowid DESC LIMIT 1", (tenant,)).fetchone()
+        return _build_row(values) if values else None
+
     def find_by_prefix(self, build_id: str, tenant: str) -> BuildRow | None:
         """prefix-match-id: the tenant's one build whose id and `build_id` are prefixes of each other."""
         with contextlib.closing(self.connect()) as conn:

@@ -224,6 +224,9 @@ def requirement_counts(results: dict[str, Any]) -> str:
 def verdict_line(results: dict[str, Any], tests: int | None = None, seconds: float | None = None) -> str:
     """The last line of a run: the verdict, the counts in requirements, how many tests and how long."""
     line = f"{str(results.get('verdict', '?')).upper()} · {requirement_counts(results)}"
+    builds = results.get("builds")
+    if isinstance(builds, dict) and builds.get("build_seconds") is not None:
+        line += f" · {builds.get('started', 0)} real builds, {float(builds['build_seconds']):g} build-seconds"
     if tests is not None:
         line += f" · {tests} test{'s' if tests != 1 else ''}"
         if seconds is not None:
@@ -253,6 +256,10 @@ def run_facts(results: dict[str, Any]) -> list[str]:
     builds = results.get("builds")
     if isinstance(builds, dict):
         requests += f"; {builds.get('started', 0)} builds started"
+        if builds.get("build_seconds") is not None:
+            requests += f", {float(builds['build_seconds']):g} build-seconds"
+            if builds.get("build_seconds_budget") is not None:
+                requests += f" (at most {float(builds['build_seconds_budget']):g})"
         left = builds.get("left_active") or []
         if left:
             requests += f", {len(left)} left active ({', '.join(safe(str(b)) for b in left[:5])}"
@@ -261,9 +268,27 @@ def run_facts(results: dict[str, Any]) -> list[str]:
         if failures:
             requests += f", {len(failures)} cleanup failure{'s' if len(failures) != 1 else ''}"
     lines.append(requests)
+    if isinstance(builds, dict):
+        lines += limit_lines(builds.get("concurrency") or {})
     server = results.get("target", {}).get("server")
     if server:
         lines.append(f"target identity: {safe(str(server))}")
+    return lines
+
+
+def limit_lines(concurrency: dict[str, Any]) -> list[str]:
+    """What the run learned of the platform's concurrency limit, per tenant that held or probed a waiting build."""
+    lines = []
+    for tenant, facts in sorted(concurrency.items()):
+        if not isinstance(facts, dict):
+            continue
+        if facts.get("limit") is not None:
+            lines.append(f"tenant {safe(str(tenant))}: concurrency limit learned {facts['limit']} running builds "
+                         f"({facts.get('waiting_builds_held', 0)} waiting builds held behind "
+                         f"{facts.get('pool_builds_started', 0)} pool builds)")
+        elif facts.get("unlimited_at") is not None:
+            lines.append(f"tenant {safe(str(tenant))}: no concurrency limit reached ({facts['unlimited_at']} builds "
+                         "ran at once, none waited): waiting builds cannot be held")
     return lines
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from build_conformance.catalogue import load as load_catalogue
-from build_conformance.harness.suite import suite_arguments
+from build_conformance.harness.suite import SUITE_ENVIRONMENT, suite_arguments
 from build_conformance.resources import suite_dir
 from build_conformance.selfcheck.launcher import run_pytest
 
@@ -123,8 +123,8 @@ def run_once(
         *extra_args, *(["--fault", fault] if fault else []), *(["--variation", variation] if variation else []),
         str(suite_dir()),
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BUILD_CONFORMANCE_")}
-    env["BUILD_CONFORMANCE_HANG_SECONDS"] = HANG_SECONDS
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILD_CONFORMANCE_", "PYTEST_XDIST_"))}
+    env.update(SUITE_ENVIRONMENT, BUILD_CONFORMANCE_HANG_SECONDS=HANG_SECONDS)
     report_dir.mkdir(parents=True, exist_ok=True)
     output = report_dir / "output.txt"
     code = run_pytest(args, env=env, output=output, timeout=RUN_TIMEOUT)
