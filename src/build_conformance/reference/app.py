@@ -29,7 +29,7 @@ from .messages import Request, Response, json_response
 from .mutations import handler_faults, serializer_faults
 from .request_body import MAX_BODY, CancelBody, is_json_media_type, parse_cancel_body
 from .routing import WELL_FORMED_ID, Route, decode_id, match, percent_decode, split_target
-from .store import BuildRow, CancelRequest, Snapshot, Store
+from .store import SCHEDULER, BuildRow, CancelRequest, Snapshot, Store
 from .templates import plan_json, scheduled_build
 
 # A build definition may carry an inline build context, so it may be larger than a cancel body.
@@ -189,7 +189,7 @@ class App:
         since = 0
         if "cancel-honours-offset" in faults and query.get("offset", [""])[0].isdigit():
             since = int(query["offset"][0])
-        if "newest-template-id" in faults:
+        if "newest-build-id" in faults and effective and build.driver == SCHEDULER:
             newest = self._store.newest(identity.tenant.name)
             if newest is not None and newest.build_id != build.build_id:
                 return self._public_snapshot(build.build_id, status, since, identity_of=newest)
@@ -274,9 +274,9 @@ class App:
             raise self._not_found()
         body = handler_faults(self._rendered(snapshot), snapshot.build, self._faults)
         if identity_of is not None:
-            # newest-template-id: the answer carries the template of the tenant's newest build, as a lookup of
-            # "the tenant's current template" instead of the build's own would.
-            body["build"]["template_id"] = identity_of.template_id
+            # newest-build-id: the answer names the tenant's newest build, as a lookup of "the tenant's current
+            # build" instead of the one in the path would.
+            body["build"]["build_id"] = identity_of.build_id
         if "text-content-type" in self._faults:
             return json_response(status, body, content_type="text/plain; charset=utf-8")
         return json_response(status, body)

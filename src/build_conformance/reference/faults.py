@@ -35,6 +35,12 @@ class Fault:
     name: str
     violates: tuple[str, ...]
     description: str
+    # Suite options a run needs to meet the defect (a fault of builds started through the public API).
+    suite_args: tuple[str, ...] = ()
+
+
+# The public API with the embedded server: real builds on loopback, with a budget for them.
+THROUGH_THE_PUBLIC_API = ("--provisioner", "public-api", "--max-builds", "800")
 
 
 def _faults(*faults: Fault) -> dict[str, Fault]:
@@ -149,10 +155,11 @@ FAULTS: dict[str, Fault] = _faults(
     Fault("null-dates", ("SHAPE-04", "CLIENT-01"), "an unset retention_expires_at is sent as null"),
     Fault("wrong-template-id", ("SHAPE-05",),
           "for a build still waiting or building, the cancel response's template_id is the namespace's default"),
-    Fault("newest-template-id", ("SHAPE-05", "STATE-03", "STATE-04"),
-          "the cancel response carries the template_id of the tenant's most recently created build, as a lookup of "
-          "the tenant's current template instead of the build's own would: right only when the cancelled build "
-          "is the newest"),
+    Fault("newest-build-id", ("SHAPE-05", "IDEM-02", "LOG-01", "LOG-02", "CLIENT-02", "PATH-04"),
+          "the effective cancel of a build started through the public API answers with the build_id of the "
+          "tenant's most recently started build, as a lookup of the tenant's current build instead of the one in "
+          "the path would: right only when the cancelled build is the newest (run through the public API)",
+          THROUGH_THE_PUBLIC_API),
     Fault("noop-cancel-202", ("SHAPE-06", "STATE-03"),
           "a cancel that has nothing to do on a ready or error build is answered 202"),
     # LOG --------------------------------------------------------------------------------------

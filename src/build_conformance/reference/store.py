@@ -251,10 +251,10 @@ class Store:
         return _build_row(values) if values else None
 
     def newest(self, tenant: str) -> BuildRow | None:
-        """newest-template-id: the tenant's most recently created build."""
+        """newest-build-id: the tenant's most recently created build."""
         with contextlib.closing(self.connect()) as conn:
-            values = conn.execute(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE tenant = ? "
-                                  "ORDER BY created_at DESC, rowid DESC LIMIT 1", (tenant,)).fetchone()
+            values = conn.execute(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE tenant = ? AND driver = ? "
+                                  "ORDER BY created_at DESC, rowid DESC LIMIT 1", (tenant, SCHEDULER)).fetchone()
         return _build_row(values) if values else None
 
     def find_by_prefix(self, build_id: str, tenant: str) -> BuildRow | None:

@@ -150,7 +150,10 @@ def _hangs(fault: str) -> bool:
 
 def fault_run_options(fault: str) -> tuple[str, ...]:
     """The suite options a run against `fault` gets (timeouts bounded as far as the fault allows)."""
-    return HANGING_RUN_OPTIONS if _hangs(fault) else FAULT_RUN_OPTIONS
+    from build_conformance.reference.faults import FAULTS
+
+    base = HANGING_RUN_OPTIONS if _hangs(fault) else FAULT_RUN_OPTIONS
+    return (*base, *FAULTS[fault].suite_args)
 
 
 def _first_reason(requirement: dict[str, Any]) -> str:
