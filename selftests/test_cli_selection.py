@@ -4,6 +4,7 @@ selection that matches nothing is one ERROR line and exit 2."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from build_conformance.catalogue import load
 from build_conformance.config import ConfigError, resolve
-from build_conformance.harness.suite import suite_arguments
+from build_conformance.harness.suite import SUITE_ENVIRONMENT, suite_arguments
 from build_conformance.resources import suite_dir
 
 from .test_cli_errors import run_cli_streams
@@ -38,7 +39,7 @@ ORACLE = textwrap.dedent(
 def _marked(tmp_path: Path) -> dict[str, list[str]]:
     result = subprocess.run(
         [sys.executable, "-c", ORACLE, json.dumps(suite_arguments()), str(suite_dir())],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, **SUITE_ENVIRONMENT},
     )
     line = next(line for line in result.stdout.splitlines() if line.startswith("ORACLE "))
     return dict(json.loads(line.removeprefix("ORACLE ")))

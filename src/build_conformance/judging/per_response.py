@@ -130,15 +130,17 @@ class ResponseChecks:
         if not isinstance(body, dict) or not isinstance(body.get("build"), dict):
             return
         addresses_the_build(self._check, body["build"], exchange, expectation)
-        self._log_consistency(body, body["build"], exchange)
+        self._log_consistency(body, body["build"], exchange, expectation.build_id)
 
-    def _log_consistency(self, body: dict[str, Any], build: dict[str, Any], exchange: Exchange | None) -> None:
+    def _log_consistency(self, body: dict[str, Any], build: dict[str, Any], exchange: Exchange | None,
+                         addressed: str | None) -> None:
         entries_belong_to_the_build(self._check, body, build, exchange)
         offsets = offsets_increase(self._check, body, exchange)
         next_offset = body.get("next_offset")
         if offsets is None or not isinstance(next_offset, int) or isinstance(next_offset, bool):
             return
-        build_id = build.get("build_id")
+        # The log of the build the request addressed (an answer that names another build is SHAPE-05's).
+        build_id = addressed if addressed is not None else build.get("build_id")
         previous = None
         if isinstance(build_id, str):
             now = time.monotonic()
