@@ -16,6 +16,7 @@ from build_conformance.attribution import piece_context
 from build_conformance.harness.markers import builds, judges
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.judging.check import Check
+from build_conformance.judging.explanations import pending_repeat
 from build_conformance.judging.lifecycle import CancelFacts, count_kind, entries_of, response_build, same_instant
 from build_conformance.provisioning.protocol import TERMINAL, ProvisionedBuild, Snapshot
 from build_conformance.target.exchange import Exchange
@@ -166,8 +167,10 @@ def _repeat_while_pending(check: Check, conformance: ConformanceRun, build: Prov
     after = conformance.observe(build.build_id)
     if repeat.status != 200 or after is None:
         return  # IDEM-01 judges the answer
-    if not after.cancel_pending or after.status != before.status:
-        return  # the cancellation completed meanwhile: what completion records is not the repeat's doing
+    explanation = pending_repeat(build.build_id, pending_before=before.cancel_pending,
+                                 pending_after=after.cancel_pending, same_status=after.status == before.status)
+    if not explanation.taken:
+        return  # the cancellation completed meanwhile: the repeat after completion judges the whole build
     logs = entries_of(before), entries_of(after)
     if logs[0] is None or logs[1] is None:
         return  # the observer shows no log: the repeat's own response is judged by the per-response checks

@@ -31,6 +31,7 @@ from build_conformance.harness.preflight import PreflightError, preflight
 from build_conformance.harness.run import ConformanceRun, builds_summary, clean_up, open_run, rate_summary
 from build_conformance.harness.state import STATE_KEY, PluginState, plugin_state
 from build_conformance.judging.check import Check
+from build_conformance.judging.explanations import EXPLANATIONS
 from build_conformance.judging.recorder import RECORDER
 from build_conformance.judging.verdicts import EXIT_CODES, TestCosts, build_results
 from build_conformance.redaction import redact
@@ -305,6 +306,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                         REQUESTS_BY_TEST.export()),
         rate=rate_summary(run.transport, state.worker_rates),
         builds=builds_summary(run, state.cleanups),
+        explanations=EXPLANATIONS.export(),
     )
     state.results = results
     report_dir = Path(state.config.report_dir)

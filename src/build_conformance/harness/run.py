@@ -23,6 +23,7 @@ from build_conformance.harness.parallel import PROPERTY_PARTS, each, part_seed, 
 from build_conformance.inputs.bodies import encode
 from build_conformance.inputs.ids import UnknownIdPlan
 from build_conformance.judging.check import Check
+from build_conformance.judging.history import HistoryOracle
 from build_conformance.judging.per_response import ResponseChecks
 from build_conformance.judging.recorder import RECORDER
 from build_conformance.provisioning.budget import BuildBudget
@@ -42,11 +43,11 @@ from build_conformance.provisioning.protocol import (
 )
 from build_conformance.provisioning.public_api import PublicApiProvisioner
 from build_conformance.redaction import REDACTOR
-from build_conformance.target.cancel_api import JSON_MEDIA_TYPE, CancelApi
+from build_conformance.target.cancel_api import JSON_MEDIA_TYPE, CancelApi, Expectation
 from build_conformance.target.connection import ConnectionSetupError, policy_of
 from build_conformance.target.exchange import Exchange
 from build_conformance.target.har import HarRecording
-from build_conformance.target.transport import Transport, TransportSettings
+from build_conformance.target.transport import RequestBudgetExceeded, TargetUnavailable, Transport, TransportSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -85,6 +86,7 @@ class ConformanceRun:
     unsettled: dict[str, str] = field(default_factory=dict)
     # The statuses the tests not yet finished will ask for (None: not known, e.g. a pytest-xdist controller).
     demand: Demand | None = None
+    history: HistoryOracle | None = None  # the oracle over every provisioned build's whole history
     recording: HarRecording | None = None  # every exchange, with --record
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -216,6 +218,16 @@ class ConformanceRun:
         also builds whose provisioning failed half-way — and the pool shrinks to what the remaining tests need."""
         inner = self.provisioner.inner
         handed = self.provisioner.builds_of(test) if builds is None else list(builds)
+        if self.history is not None and handed:
+            # Builds that took repeated or concurrent cancels are read back once settled, before they go.
+            token = CURRENT_TEST.set(test) if test else None
+            try:
+                self.history.read_back([b.build_id for b in handed], lambda b, tenant: self.settled(b, tenant))
+            except (ProvisioningError, TargetUnavailable, RequestBudgetExceeded):
+                pass  # the read-back is extra evidence: a target that stopped answering is judged elsewhere
+            finally:
+                if token is not None:
+                    CURRENT_TEST.reset(token)
         if not getattr(inner, "releases_builds", False):
             return
         release_owner = getattr(inner, "release", None)
@@ -334,7 +346,16 @@ def open_run(
     provisioner.release = release
     depth = POOL_DEPTH.get(config.provisioner, 0) if config.workers > 1 else 0
     provisioner.pool = BuildPool(provisioner.make, depth)
-    api = CancelApi(transport, target.api_url, target.tokens, ledger.owns, checks.inspect, run_marker)
+    # Every answer about a build the run provisioned is also held to that build's whole history.
+    oracle = HistoryOracle(Check(RECORDER))
+    provisioner.watchers.append(oracle)
+
+    def inspect(exchange: Exchange, expectation: Expectation) -> None:
+        checks.inspect(exchange, expectation)
+        oracle.answered(exchange, expectation.build_id)
+
+    api = CancelApi(transport, target.api_url, target.tokens, ledger.owns, inspect, run_marker)
+    api.on_sending = oracle.sending
     accepted = getattr(provisioner.inner, "cancel_accepted", None)
     if callable(accepted):
         # A waiting build whose cancel was accepted no longer queues in front of the platform's next builds.

@@ -14,6 +14,7 @@ from build_conformance.attribution import REQUESTS_BY_TEST
 from build_conformance.config import RunConfig
 from build_conformance.harness.embedded import Target
 from build_conformance.harness.run import ConformanceRun, open_run
+from build_conformance.judging.explanations import EXPLANATIONS
 from build_conformance.judging.recorder import RECORDER
 from build_conformance.provisioning.capabilities import Capabilities
 from build_conformance.redaction import Secret
@@ -69,6 +70,7 @@ def worker_output(run: ConformanceRun) -> dict[str, Any]:
     """What a worker hands back when it finishes."""
     return {
         "observations": RECORDER.export(),
+        "explanations": EXPLANATIONS.export(),
         "requests_sent": run.transport.requests_sent,
         "requests_by_test": REQUESTS_BY_TEST.export(),
         "rate": dataclasses.asdict(run.transport.rate_report()),
@@ -80,5 +82,6 @@ def worker_output(run: ConformanceRun) -> dict[str, Any]:
 def merge_worker_output(output: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     """Merge a worker's observations into this process's recorder; its request count and ledger."""
     RECORDER.merge(output["observations"])
+    EXPLANATIONS.merge(output.get("explanations", {}))
     REQUESTS_BY_TEST.merge(output.get("requests_by_test", {}))
     return output["requests_sent"], output["ledger"]

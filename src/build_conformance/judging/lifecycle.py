@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from build_conformance.judging.check import Check
+from build_conformance.judging.explanations import moved_on_its_own, started_before_cancel
 from build_conformance.judging.registry import judges
 from build_conformance.judging.side_effects import build_changes
 from build_conformance.provisioning.protocol import TERMINAL, Snapshot
@@ -310,14 +311,23 @@ class BuildModel:
 
     build_id: str
     status: str
+    # Whether the provisioner lets the build move on its own (real builds through the public API) or holds it
+    # still until the suite cancels or advances it (control API): the evidence some explanations need.
+    moves_on_its_own: bool = False
     pending: bool = False
     cancelled_through_api: bool = False
     never_starts: bool = False  # cancelled while waiting: must never get started_at
     facts: CancelFacts | None = None
     terminal: dict[str, Any] | None = None
+    last_seen: dict[str, Any] | None = None  # the build as last seen, whatever its status
+    before_cancel: dict[str, Any] | None = None  # the build as last seen before the latest accepted cancel
     # The log of the terminal build as first observed, and whether a no-op cancel was sent since.
     terminal_entries: tuple[int, int] | None = None  # (entries, of which kind cancelled)
     noop_since_terminal: bool = False
+    entries_seen: int | None = None  # how many entries the build's log had when last seen
+    # How many entries the log had before the no-op cancels since (None: unknown, or an advance attempt since,
+    # whose effects are STATE-04's and would be blamed on the no-op).
+    entries_before_noop: int | None = None
 
     @property
     def origin(self) -> str:
@@ -337,20 +347,26 @@ class BuildModel:
 
     def cancel_accepted(self, build: Mapping[str, Any]) -> None:
         """An owner's cancel answered 200 with `build`: the first effective cancel fixes the facts."""
+        self.before_cancel = dict(self.last_seen) if self.last_seen is not None else None
         if self.first_cancel():
-            if self.status == "waiting" and _present(build, "started_at"):
+            if self.status == "waiting" and _present(build, "started_at") and started_before_cancel(
+                    build, moves_on_its_own=self.moves_on_its_own).taken:
                 self.status = "building"  # it started on its own before the cancel reached it (a real build)
             self.pending = True
             self.cancelled_through_api = True
             self.never_starts = self.status == "waiting"
             self.facts = CancelFacts.of(build)
         elif self.is_terminal:
+            if not self.noop_since_terminal:
+                self.entries_before_noop = self.entries_seen
             self.noop_since_terminal = self.terminal_entries is not None
         self.seen(build)
 
     def advanced(self) -> str | None:
         """The status an `advance` must produce for sure, or None when the model allows a choice."""
         if self.pending or self.status in TERMINAL:
+            self.entries_before_noop = None
+            self.noop_since_terminal = False
             return None
         self.status = {"waiting": "building", "building": "ready"}[self.status]
         return self.status
@@ -361,8 +377,12 @@ class BuildModel:
         if self.pending and status == "cancelled":
             self.pending = False
             self.status = "cancelled"
-        elif not self.cancelled_through_api and self.status == "waiting" and status == "building":
+        elif not self.cancelled_through_api and self.status == "waiting" and status == "building" and moved_on_its_own(
+                self.build_id, self.status, status, moves_on_its_own=self.moves_on_its_own, pending=self.pending).taken:
             self.status = "building"  # a real build the platform started on its own (no scheduler hook held it)
+        self.last_seen = dict(build)
+        if entries is not None:
+            self.entries_seen = len(entries)
         if not self.is_terminal or status != self.status:
             return
         if self.terminal is None:
@@ -391,7 +411,12 @@ class BuildModel:
         terminal_rule = "STATE-03" if cancel_response else "STATE-04"
         allowed = self.allowed_statuses()
         rules = ([self.origin] if self.cancelled_through_api else []) + ([terminal_rule] if self.is_terminal else [])
+        # A no-op cancel is judged against the build as it was just before it: a change seen already then is
+        # not the cancel's doing (observations judge it, as STATE-04).
+        before = self.before_cancel if cancel_response and self.before_cancel is not None else None
         for rule in rules:
+            if rule == "STATE-03" and before is not None and before.get("status") == status and status not in allowed:
+                continue
             message = f"status {status!r}, the lifecycle allows {sorted(allowed)}"
             findings.append(Finding(rule, status in allowed, message, expected=" or ".join(sorted(allowed)),
                                     received=status))
@@ -412,13 +437,17 @@ class BuildModel:
                                     if differences else "cancel facts unchanged",
                                     received="; ".join(differences) or None))
         if self.terminal is not None and status == self.status:
-            changes = field_changes(self.terminal, build, ignore=("updated_at",))
+            # A no-op cancel (STATE-03) must leave the build as it last was; an observation (STATE-04) must show it
+            # as it was when it first became terminal (a change in between is STATE-04's, not the cancel's).
+            baseline = before if before is not None and before.get("status") == status else self.terminal
+            changes = field_changes(baseline, build, ignore=("updated_at",))
             message = f"terminal {status} build changed: " + "; ".join(changes) if changes else "unchanged"
             findings.append(Finding(terminal_rule, not changes, message, received="; ".join(changes) or None))
             if cancel_response:
-                before, after = self.terminal.get("updated_at"), build.get("updated_at")
-                findings.append(Finding("IDEM-03", same_instant(before, after),
-                                        "a no-op cancel leaves updated_at unchanged", expected=before, received=after))
+                old_updated, new_updated = baseline.get("updated_at"), build.get("updated_at")
+                findings.append(Finding("IDEM-03", same_instant(old_updated, new_updated),
+                                        "a no-op cancel leaves updated_at unchanged", expected=old_updated,
+                                        received=new_updated))
         if status in ("ready", "error") and not self.cancelled_through_api:
             findings.append(Finding(terminal_rule, not _present(build, "cancel_requested_at"),
                                     f"a {status} build carries no cancel_requested_at",
@@ -439,6 +468,8 @@ class BuildModel:
                                     expected=limit, received=cancelled))
         if self.is_terminal and self.noop_since_terminal and self.terminal_entries is not None:
             total, baseline = self.terminal_entries
+            if self.entries_before_noop is not None:
+                total = self.entries_before_noop
             if self.status in ("ready", "error"):
                 findings.append(Finding("LOG-03", cancelled == baseline,
                                         f"no-op cancels of a {self.status} build left {cancelled - baseline} "

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from build_conformance.judging.check import Check
+from build_conformance.judging.explanations import in_flux
 from build_conformance.judging.registry import judges
 from build_conformance.provisioning.protocol import Snapshot
 from build_conformance.target.exchange import Exchange
@@ -41,9 +42,18 @@ _MISSING = object()
 
 def build_changes(before: Snapshot, after: Snapshot, *, ignore: Iterable[str] = ()) -> list[str]:
     """Human-readable differences between two observations: everything documented for settled builds,
-    what a request could have caused for a build in flux."""
-    if before.in_flux or after.in_flux:
-        return _request_caused_changes(before, after)
+    what a request could have caused for a build in flux (an explanation taken only on the evidence of the
+    earlier observation, and recorded when it is what lets the build pass)."""
+    changes = _all_changes(before, after, ignore)
+    if not changes or not (before.in_flux or after.in_flux):
+        return changes
+    build_id = before.build.get("build_id")
+    explanation = in_flux(build_id if isinstance(build_id, str) else None, cancel_pending=before.cancel_pending,
+                          runs_on_its_own=before.runs_on_its_own, status=before.status)
+    return _request_caused_changes(before, after) if explanation.taken else changes
+
+
+def _all_changes(before: Snapshot, after: Snapshot, ignore: Iterable[str]) -> list[str]:
     skipped = set(ignore)
     changes = []
     for name in DOCUMENTED_BUILD_FIELDS:

@@ -168,6 +168,7 @@ def build_results(
     costs: TestCosts | None = None,
     rate: dict[str, Any] | None = None,
     builds: dict[str, Any] | None = None,
+    explanations: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results document (results.json): per-requirement results, counts and the verdict, with the run's facts.
 
@@ -210,6 +211,8 @@ def build_results(
         document["rate"] = rate
     if builds is not None:
         document["builds"] = builds
+    if explanations:
+        document["explanations"] = explanations
     return document
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from build_conformance.attribution import CURRENT_TEST
 from build_conformance.provisioning.ledger import Ledger
@@ -20,6 +20,16 @@ from build_conformance.provisioning.protocol import (
     ProvisioningError,
     Snapshot,
 )
+
+
+class ProvisioningWatcher(Protocol):
+    """Told of every build handed to a test, every observation of one and every advance (the history oracle)."""
+
+    def provisioned(self, build: ProvisionedBuild, moves_on_its_own: bool) -> None: ...
+
+    def observed(self, build_id: str, snapshot: Snapshot | None) -> None: ...
+
+    def advanced(self, build_id: str) -> None: ...
 
 
 @dataclass
@@ -59,6 +69,13 @@ class RecordingProvisioner:
         self._by_test: dict[str, list[ProvisionedBuild]] = {}
         # How to give a real build back at once: its owner is done with it (the provisioner cancels it).
         self.release: Callable[[ProvisionedBuild], None] | None = None
+        self.watchers: list[ProvisioningWatcher] = []
+
+    @property
+    def builds_move_on_their_own(self) -> bool:
+        """Whether the deployment's builds may move without the suite (real builds), or are held still until
+        cancelled or advanced (control API; a plug-in provisioner says so with the same attribute)."""
+        return bool(getattr(self.inner, "builds_move_on_their_own", False))
 
     def active_status(self) -> str:
         """The active status this provisioner makes for a test that needs *some* active build."""
@@ -92,6 +109,8 @@ class RecordingProvisioner:
         build = dataclasses.replace(build, test=test)
         with self._lock:
             self._by_test.setdefault(test, []).append(build)
+        for watcher in self.watchers:
+            watcher.provisioned(build, self.builds_move_on_their_own)
         return build
 
     def builds_of(self, test: str) -> list[ProvisionedBuild]:
@@ -109,13 +128,18 @@ class RecordingProvisioner:
         return build
 
     def observe(self, build_id: str, tenant: str = "A") -> Snapshot | None:
-        return self.inner.observe(build_id, tenant)
+        snapshot = self.inner.observe(build_id, tenant)
+        for watcher in self.watchers:
+            watcher.observed(build_id, snapshot)
+        return snapshot
 
     def advance(self, build_id: str, tenant: str = "A") -> None:
         if self.capabilities is not None and not self.capabilities.advance:
             reason = self.capabilities.reasons.get("advance")
             raise CapabilityMissing(f"the provisioner cannot advance builds: {reason}")
         self.inner.advance(build_id, tenant)
+        for watcher in self.watchers:
+            watcher.advanced(build_id)
 
     def probe_capabilities(self) -> Capabilities:
         """Try each hook once (as tenant A); what fails is recorded as missing with its reason."""

@@ -96,6 +96,8 @@ class PublicApiProvisioner:
     active_preference = ("building", "waiting")
     # Its builds cost money and capacity: each owner's builds are cancelled when the owner is done.
     releases_builds = True
+    # Real builds run on their own: admitted from the queue, running their steps, without the suite.
+    builds_move_on_their_own = True
 
     def __init__(self, context: ProvisionerContext) -> None:
         self._context = context

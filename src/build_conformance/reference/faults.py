@@ -102,8 +102,9 @@ FAULTS: dict[str, Fault] = _faults(
           "malformed JSON is answered 400, but only after the cancel was applied"),
     Fault("wrong-type-reason-accepted", ("BODY-03",),
           "a reason of the wrong type is converted to text and the cancel proceeds"),
-    Fault("mass-assignment", ("BODY-04",),
-          "body fields that name build columns (status, finished_at, cancel_requested_by, ...) are written"),
+    Fault("mass-assignment", ("BODY-04", "STATE-01", "STATE-02", "STATE-03", "STATE-04", "STATE-06"),
+          "body fields that name build columns (status, finished_at, cancel_requested_by, ...) are written: a "
+          "cancelled build becomes 'ready' with another finish, which its history forbids"),
     Fault("huge-body-500", ("BODY-05", "GEN-01"), "a body above the size limit is answered 500"),
     Fault("huge-body-hang", ("BODY-05", "GEN-02"),
           "a body above the size limit stalls the handler for the hang duration before any answer"),
@@ -116,9 +117,19 @@ FAULTS: dict[str, Fault] = _faults(
     Fault("overwrite-reason-on-repeat", ("IDEM-01", "IDEM-02"),
           "a repeat cancel with another reason replaces the reason while cancellation is pending (concurrent "
           "cancels are such repeats, so they disagree too)"),
-    Fault("check-then-act-race", ("IDEM-02",),
+    Fault("waiting-cancel-stamps-started", ("STATE-01",),
+          "cancelling a waiting build hands it to the executor to stop, which stamps started_at (at the moment "
+          "of the cancel): the cancel answer and every later observation show a build that started"),
+    Fault("repeat-logged-at-completion", ("LOG-03", "IDEM-02"),
+          "each repeat of a cancel while the cancellation is pending is queued for the executor, which logs one "
+          "more 'cancelled' entry per repeat when it stops the build: visible only once the build settled"),
+    Fault("entry-rewritten-on-cancel", ("LOG-02",),
+          "when a build is cancelled, its first log entry is re-worded ('build queued (cancelled since)'): the "
+          "same offset names another entry than it did before"),
+    Fault("check-then-act-race", ("IDEM-02", "IDEM-01", "STATE-04"),
           "cancel reads, pauses, then writes its facts unconditionally: concurrent cancels each apply and "
-          "disagree (the log entry is written once)"),
+          "disagree, and the first cancel's facts of a build already cancelled are overwritten (the log entry "
+          "is written once)"),
     Fault("noop-bumps-updated-at", ("IDEM-03",),
           "every no-op cancel (a repeat, or a cancel of a terminal build) bumps updated_at"),
     # STATE ------------------------------------------------------------------------------------

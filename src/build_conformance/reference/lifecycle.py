@@ -172,6 +172,10 @@ class Lifecycle:
         )
         if cursor.rowcount == 1 and "duplicate-cancelled-entries" in self._faults:
             self._store.append(conn, row.build_id, [NewEntry(now, "cancelled", "info", "build cancelled")])
+        repeats = int(row.details.get("repeats", 0)) if "repeat-logged-at-completion" in self._faults else 0
+        if cursor.rowcount == 1 and repeats:
+            self._store.append(conn, row.build_id, [NewEntry(now, "cancelled", "info", "cancel request acknowledged")
+                                                    for _ in range(repeats)])
 
     # ------------------------------------------------------------------------------- the executor
 

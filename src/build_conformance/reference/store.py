@@ -407,11 +407,14 @@ class Store:
             if "status-timestamp-mismatch" in faults:
                 finished = None
             duration = now - row.queued_at if "duration-from-queued" in faults and row.queued_at else None
+            # waiting-cancel-stamps-started: stopping a build hands it to the executor, which stamps started_at.
+            started = now if "waiting-cancel-stamps-started" in faults else None
             cursor = conn.execute(
                 "UPDATE builds SET status = 'cancelled', cancel_requested_at = ?, cancel_requested_by = ?, "
-                "cancellation_reason = ?, finished_at = ?, duration_ms = ?, updated_at = ? "
+                "cancellation_reason = ?, finished_at = ?, duration_ms = ?, updated_at = ?, "
+                "started_at = COALESCE(started_at, ?) "
                 f"WHERE build_id = ? AND tenant = ? AND {condition}",
-                (now, requested_by, reason, finished, duration, now, row.build_id, row.tenant),
+                (now, requested_by, reason, finished, duration, now, started, row.build_id, row.tenant),
             )
         else:
             # A running build stays `building` until its executor stops (lifecycle.py, or advance).
@@ -430,6 +433,10 @@ class Store:
         if "duplicate-cancelled-entries" in faults and finishes_now:
             entries.append(NewEntry(now, "cancelled", "info", "build cancelled"))
         self.append(conn, row.build_id, entries)
+        if "entry-rewritten-on-cancel" in faults:
+            # The queued entry is re-worded once the build is cancelled: its offset now names another message.
+            conn.execute("UPDATE entries SET message = message || ' (cancelled since)' WHERE build_id = ? AND seq = 0",
+                         (row.build_id,))
         return True
 
     def _noop_faults(self, conn: sqlite3.Connection, row: BuildRow, request: CancelRequest, now: int) -> None:
@@ -437,6 +444,10 @@ class Store:
         if "noop-bumps-updated-at" in faults:
             conn.execute("UPDATE builds SET updated_at = ? WHERE build_id = ?", (now, row.build_id))
         if row.cancel_pending:
+            if "repeat-logged-at-completion" in faults:
+                # Each repeat while pending is queued for the executor, which logs it when it stops the build.
+                conn.execute("UPDATE builds SET details = json_set(details, '$.repeats', "
+                             "COALESCE(json_extract(details, '$.repeats'), 0) + 1) WHERE build_id = ?", (row.build_id,))
             reason = self._stored_reason(request.reason)
             if "overwrite-reason-on-repeat" in faults and reason is not None and reason != row.cancellation_reason:
                 conn.execute("UPDATE builds SET cancellation_reason = ? WHERE build_id = ?", (reason, row.build_id))

@@ -74,6 +74,8 @@ class CancelApi:
         self.run_marker = run_marker
         # Told of each build of this run whose cancel was accepted (e.g. to free what kept it waiting).
         self.on_accepted: Callable[[str], None] | None = None
+        # Told of each request about to be sent to one of the run's builds (None: to no build of the run).
+        self.on_sending: Callable[[str | None], None] | None = None
 
     def as_tenant(self, tenant: str = "A", scheme: str = "Bearer") -> Credentials:
         token = self._tokens[tenant].reveal()
@@ -130,9 +132,11 @@ class CancelApi:
             headers.append(("Content-Type", content_type))
         if expect_continue:  # a server may then refuse a body before it is sent (RFC 9110 §10.1.1)
             headers.append(("Expect", "100-continue"))
+        addressed = build_id if expect_build and probe_of is None and self._owns(build_id) else None
+        if self.on_sending is not None:
+            self.on_sending(addressed)
         exchange = self._transport.send(method, self.base_url, target, headers=headers, body=body, label=label,
                                         max_attempts=max_attempts)
-        addressed = build_id if expect_build and probe_of is None and self._owns(build_id) else None
         self._inspect(
             exchange,
             Expectation(
