@@ -68,11 +68,13 @@ def new_public_id() -> str:
 
 class Scheduler:
     def __init__(self, store: Store, max_concurrent_builds: int | None, step_seconds: float,
-                 admission_delay: float) -> None:
+                 admission_delay: float, over_admission: float | None = None) -> None:
         self.store = store
         self.limit = max_concurrent_builds
         self.step = timedelta(seconds=step_seconds)
         self.admission = timedelta(seconds=admission_delay)
+        # A queued build that waited this long starts beyond the limit (None: never).
+        self.over_admission = timedelta(seconds=over_admission) if over_admission is not None else None
         self._lanes: dict[str, Lane] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -166,6 +168,10 @@ class Scheduler:
                 head = lane.queue[0]
                 assert head.run is not None
                 offer(max(head.run.queued, lane.freed) + self.admission, partial(self._admit, lane))
+            elif lane.queue and self.over_admission is not None:
+                head = lane.queue[0]
+                assert head.run is not None
+                offer(head.run.queued + self.over_admission, partial(self._admit, lane))
         return soonest, chosen
 
     def _admit(self, lane: Lane, at: datetime) -> None:

@@ -63,6 +63,7 @@ def start_alt_server(
     max_concurrent_builds: int | None = None,
     step_seconds: float = STEP_SECONDS,
     admission_delay: float = ADMISSION_DELAY,
+    over_admission: float | None = None,
 ) -> AltServer:
     """The server on `host:port` (0: any free port), already serving.
 
@@ -72,6 +73,9 @@ def start_alt_server(
       tenant at once (None: no limit; the rest wait in a FIFO queue), each step taking `step_seconds`
       plus what it sleeps (`RUN sleep 900` takes 900 s), a queued build starting `admission_delay`
       seconds after a slot is free for it.
+    - `over_admission`: a queued build that has waited this many seconds starts anyway, beyond the limit
+      (a platform whose limit loosens under load: builds held `waiting` start by themselves, sometimes just
+      before a cancel of theirs arrives).
     """
     if production_traits is not None and production_seed is None:
         raise ValueError("production_traits needs a production_seed")
@@ -80,7 +84,7 @@ def start_alt_server(
     production = Production(production_seed, production_traits) if production_seed is not None else None
     tenants = new_tenants()
     store = Store(tenants, production)
-    scheduler = Scheduler(store, _limit(max_concurrent_builds), step_seconds, admission_delay)
+    scheduler = Scheduler(store, _limit(max_concurrent_builds), step_seconds, admission_delay, over_admission)
     httpd = Server((host, port), Handler)
     httpd.app = App(store, scheduler)
     if ssl_context is not None:
