@@ -15,10 +15,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from build_conformance.attribution import CURRENT_TEST
+from build_conformance.judging.moments import instant
 
 # Every path that may explain an observation away, and what it would make of it.
 PATHS: dict[str, str] = {
@@ -32,16 +32,6 @@ PATHS: dict[str, str] = {
                       "itself could have added count",
 }
 EXAMPLES_KEPT = 5
-
-
-def _instant(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 @dataclass(frozen=True)
@@ -114,7 +104,7 @@ def started_before_cancel(build: Mapping[str, Any], *, moves_on_its_own: bool) -
         return _explained("started-before-cancel", False, "the provisioner holds a provisioned waiting build still "
                           "until it is cancelled or advanced (control API): it cannot have started on its own",
                           build_id)
-    started_at, requested_at = _instant(started), _instant(requested)
+    started_at, requested_at = instant(started), instant(requested)
     if started_at is None or requested_at is None:
         return _explained("started-before-cancel", False, f"started_at {started!r} and cancel_requested_at "
                           f"{requested!r} do not both name a moment", build_id)

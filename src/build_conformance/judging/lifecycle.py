@@ -22,6 +22,7 @@ from typing import Any
 
 from build_conformance.judging.check import Check
 from build_conformance.judging.explanations import moved_on_its_own, started_before_cancel
+from build_conformance.judging.moments import instant
 from build_conformance.judging.registry import judges
 from build_conformance.judging.side_effects import build_changes
 from build_conformance.provisioning.protocol import TERMINAL, Snapshot
@@ -80,17 +81,6 @@ def response_entries(exchange: Exchange) -> list[dict[str, Any]] | None:
     body = exchange.json_or_none()
     entries = body.get("entries") if isinstance(body, dict) else None
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else None
-
-
-def instant(value: Any) -> datetime | None:
-    """The moment an RFC 3339 string names, or None (absent, not a string, or not parseable: SHAPE-03's)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 def _present(build: Mapping[str, Any], name: str) -> bool:
