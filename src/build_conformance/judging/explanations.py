@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from build_conformance.attribution import CURRENT_TEST
-from build_conformance.judging.moments import instant
+from build_conformance.judging.instants import instant
 
 # Every path that may explain an observation away, and what it would make of it.
 PATHS: dict[str, str] = {

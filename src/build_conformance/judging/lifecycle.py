@@ -22,7 +22,7 @@ from typing import Any
 
 from build_conformance.judging.check import Check
 from build_conformance.judging.explanations import moved_on_its_own, started_before_cancel
-from build_conformance.judging.moments import instant
+from build_conformance.judging.instants import instant
 from build_conformance.judging.registry import judges
 from build_conformance.judging.side_effects import build_changes
 from build_conformance.provisioning.protocol import TERMINAL, Snapshot
