@@ -63,6 +63,7 @@ def start_alt_server(
     max_concurrent_builds: int | None = None,
     step_seconds: float = STEP_SECONDS,
     admission_delay: float = ADMISSION_DELAY,
+    strict_text: bool = False,
 ) -> AltServer:
     """The server on `host:port` (0: any free port), already serving.
 
@@ -72,6 +73,8 @@ def start_alt_server(
       tenant at once (None: no limit; the rest wait in a FIFO queue), each step taking `step_seconds`
       plus what it sleeps (`RUN sleep 900` takes 900 s), a queued build starting `admission_delay`
       seconds after a slot is free for it.
+    - `strict_text`: the store refuses a reason holding NUL or a lone surrogate with 422 `invalid_request` and no
+      effect (the refusal BODY-02 allows) instead of storing it exactly.
     """
     if production_traits is not None and production_seed is None:
         raise ValueError("production_traits needs a production_seed")
@@ -79,7 +82,7 @@ def start_alt_server(
         raise ValueError("step_seconds and admission_delay must not be negative")
     production = Production(production_seed, production_traits) if production_seed is not None else None
     tenants = new_tenants()
-    store = Store(tenants, production)
+    store = Store(tenants, production, strict_text=strict_text)
     scheduler = Scheduler(store, _limit(max_concurrent_builds), step_seconds, admission_delay)
     httpd = Server((host, port), Handler)
     httpd.app = App(store, scheduler)
