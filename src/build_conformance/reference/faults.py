@@ -119,6 +119,11 @@ FAULTS: dict[str, Fault] = _faults(
           "lower-case \\uXXXX only: an escaped solidus (\\/) or upper-case hex (\\u00E9) is stored as written"),
     Fault("duplicate-reasons-joined", ("BODY-02",),
           "a body naming reason twice records both strings joined with ', ' (as a form reader joins a repeated field)"),
+    Fault("empty-reason-refused", ("BODY-02",), 'an empty reason ({"reason": ""}) is refused with 422 ("reason must '
+          'not be empty") instead of being a cancel without reason'),
+    Fault("reason-limit-on-escaped-length", ("BODY-02",),
+          "the 1000-character limit is checked as 5000 bytes of the reason as spelled in the body: 1000 characters "
+          "sent \\u-escaped (6 to 12 bytes each) are refused with 422"),
     Fault("reason-cut-at-limit", ("BODY-02", "BODY-05"),
           "reasons over 1000 characters are stored cut to 1000 (a column too narrow, in a store that does not "
           "refuse), also in an accepted body at a size limit"),
@@ -173,6 +178,9 @@ FAULTS: dict[str, Fault] = _faults(
     Fault("read-cache-frozen-duration", ("STATE-06",),
           "a build read 10 times or more before its cancel lives in the read cache; its cancellation completes from "
           "the cached copy, whose duration_ms was frozen while it was running: 0"),
+    Fault("started-build-reason-dropped", ("BODY-02",),
+          "once the scheduler's step (advance) has started a build, its cancel is forwarded to the executor's queue, "
+          "whose message has no reason field: the reason is lost"),
     Fault("refused-reason-lingers", ("BODY-02",),
           "the pending-cancel row is written with the reason while the body is read, before the build's owner is "
           "checked: another tenant's refused cancel (404) leaves its reason behind, and the owner's later cancel "

@@ -98,6 +98,7 @@ class Lifecycle:
     def _start(self, conn: sqlite3.Connection, row: BuildRow, now: int) -> None:
         if row.driver != SCHEDULER:
             self._store.last_active[row.build_id] = now
+            self._store.advanced.add(row.build_id)
             conn.execute(
                 "UPDATE builds SET status = 'building', started_at = ?, finished_at = NULL, duration_ms = NULL, "
                 "updated_at = ?, details = ? WHERE build_id = ?",

@@ -135,6 +135,8 @@ _FAST_PATH = re.compile(rb'"reason": ?("(?:[^"\\]|\\.)*")')
 _REASON_TOKEN = re.compile(rb'"reason"\s*:\s*"((?:[^"\\]|\\.)*)"')
 # ... and the escapes its own decoder knows: the two-character ones, and runs of lower-case \uXXXX.
 _KNOWN_ESCAPES = re.compile(r'(?:\\u[0-9a-f]{4})+|\\["\\bfnrt]')
+# reason-limit-on-escaped-length: "1 000 characters of up to 5 bytes", measured on the reason as it was spelled.
+ESCAPED_REASON_LIMIT = 5_000
 
 
 def is_json_media_type(content_type: str, faults: frozenset[str]) -> bool:
@@ -203,6 +205,8 @@ def _cancel_body(value: dict[str, Any], faults: frozenset[str], keep_lone_surrog
             raise _rejected("reason must be a string", "wrong_type", faults)
         reason = json.dumps(reason, ensure_ascii=False)
     unstorable = False
+    if reason == "" and "empty-reason-refused" in faults:
+        raise _rejected("reason must not be empty", "wrong_type", faults, status=422)
     if isinstance(reason, str):
         if LONE_SURROGATE.search(reason) and not keep_lone_surrogates:  # a lone \ud800 escape: not Unicode text
             if "lone-surrogate-replaced" in faults:
@@ -228,6 +232,10 @@ def _misread(body: CancelBody, raw: bytes, faults: frozenset[str]) -> CancelBody
         token = _REASON_TOKEN.search(raw)
         if token is not None:
             reason = _KNOWN_ESCAPES.sub(lambda m: json.loads(f'"{m.group()}"'), token.group(1).decode("utf-8"))
+    if "reason-limit-on-escaped-length" in faults and reason is not None:
+        token = _REASON_TOKEN.search(raw)
+        if token is not None and len(token.group(1)) > ESCAPED_REASON_LIMIT:
+            raise _rejected("reason longer than 1000 characters", "wrong_type", faults, status=422)
     if "duplicate-reasons-joined" in faults:
         pairs = json.loads(raw.decode("utf-8"), object_pairs_hook=lambda items: items)
         given = [value for name, value in pairs if name == "reason" and isinstance(value, str)]

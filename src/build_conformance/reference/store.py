@@ -204,6 +204,7 @@ class Store:
         self._parked: dict[str, int] = {}  # build id -> its last activity, for builds cancelled after long inactivity
         self._reads: dict[str, int] = {}
         self._hot: set[str] = set()
+        self.advanced: set[str] = set()  # control-API builds the scheduler's step (advance) started
         with contextlib.closing(self.connect()) as conn:
             # WAL lets observations read while a cancel writes; the schema is idempotent for --db reuse.
             conn.execute("PRAGMA journal_mode=WAL")
@@ -448,6 +449,8 @@ class Store:
         condition = "1 = 1" if racy else _CANCELLABLE
         requested_by = None if "missing-cancel-requested-by" in faults else request.caller
         reason = self._stored_reason(request.reason)
+        if "started-build-reason-dropped" in faults and row.build_id in self.advanced:
+            reason = None  # forwarded to the executor's queue, whose message has no reason field
         finishes_now = row.status == "waiting"
         if finishes_now:
             active = self.last_active.get(row.build_id)
