@@ -97,8 +97,8 @@ class Lifecycle:
 
     def _start(self, conn: sqlite3.Connection, row: BuildRow, now: int) -> None:
         if row.driver != SCHEDULER:
-            self._store.last_active[row.build_id] = now
-            self._store.advanced.add(row.build_id)
+            self._store.activity(row.build_id, now)
+            self._store.started_by_scheduler(row.build_id)
             conn.execute(
                 "UPDATE builds SET status = 'building', started_at = ?, finished_at = NULL, duration_ms = NULL, "
                 "updated_at = ?, details = ? WHERE build_id = ?",
@@ -107,7 +107,7 @@ class Lifecycle:
             self._store.append(conn, row.build_id, start_entries(now))
             return
         steps = _steps(row)
-        self._store.last_active[row.build_id] = now
+        self._store.activity(row.build_id, now)
         conn.execute(
             "UPDATE builds SET status = 'building', started_at = ?, finished_at = NULL, duration_ms = NULL, "
             "updated_at = ?, step = 0, step_due_at = ? WHERE build_id = ?",

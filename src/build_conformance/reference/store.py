@@ -339,7 +339,17 @@ class Store:
         if "read-cache-frozen-duration" in self._faults:
             with self._write_lock:
                 self._reads[build_id] = self._reads.get(build_id, 0) + 1
-        self.last_active[build_id] = now_ms()
+        self.activity(build_id, now_ms())
+
+    def activity(self, build_id: str, at: int) -> None:
+        """The build was made, started or read at `at` (aged-cancel-stale-finish tells idle builds by it)."""
+        if "aged-cancel-stale-finish" in self._faults:
+            self.last_active[build_id] = at
+
+    def started_by_scheduler(self, build_id: str) -> None:
+        """The scheduler's step (advance) started a control-API build (started-build-reason-dropped)."""
+        if "started-build-reason-dropped" in self._faults:
+            self.advanced.add(build_id)
 
     def cached(self, build_id: str) -> bool:
         """read-cache-frozen-duration: whether the build was in the read cache when it was cancelled."""
@@ -359,7 +369,7 @@ class Store:
             self._hot.add(build_id)
 
     def _insert(self, conn: sqlite3.Connection, build: NewBuild, driver: str, plan: dict[str, Any]) -> None:
-        self.last_active[build.build_id] = now_ms()
+        self.activity(build.build_id, now_ms())
         conn.execute(
             "INSERT INTO builds (build_id, tenant, template_id, name, tags, status, build_backend, source_type, "
             "canonical_ref, namespace_slug, visibility, created_at, updated_at, queued_at, started_at, "
