@@ -117,6 +117,36 @@ def test_direct_bodies(alt: AltServer) -> None:
         assert accepted.json()["build"]["status"] == "cancelled"
 
 
+UNSTORABLE_BODIES = [
+    pytest.param(b'{"reason": "before\\u0000after"}', "before\x00after", id="NUL"),
+    pytest.param(b'{"reason": "x\\ud800y"}', "x\ud800y", id="lone surrogate"),
+]
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["default store", "strict text store"])
+@pytest.mark.parametrize(("content", "reason"), UNSTORABLE_BODIES)
+def test_direct_unstorable_reasons(content: bytes, reason: str, strict: bool) -> None:
+    """The default store keeps NUL exactly and refuses a lone surrogate; the strict text store refuses both: 422
+    invalid_request, nothing changed. Each is an outcome BODY-02 allows."""
+    server = start_alt_server(strict_text=strict)
+    try:
+        token = server.tokens[0]
+        owner = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        with httpx.Client(timeout=10) as client:
+            build_id = _create(client, server, "building", token)
+            before = client.get(f"{server.control_url}/builds/{build_id}", headers=owner).json()
+            answer = client.post(_cancel_url(server, build_id), content=content, headers=owner)
+            after = client.get(f"{server.control_url}/builds/{build_id}", headers=owner).json()
+        if strict or "\ud800" in reason:
+            assert answer.status_code == 422 and answer.json()["code"] == "invalid_request", answer.text
+            assert after == before
+        else:
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["build"]["cancellation_reason"] == reason == after["build"]["cancellation_reason"]
+    finally:
+        server.stop()
+
+
 @dataclass(frozen=True)
 class SuiteRun:
     """What one run of the conformance suite against a server left behind."""
@@ -180,11 +210,36 @@ def run_suite(alt: AltServer, report_dir: Path, *extra: str, timeout: float = SU
     return SuiteRun(json.loads(results_path.read_text(encoding="utf-8")), run.returncode, output, seconds)
 
 
-def test_conformance_suite_finds_no_violation(alt: AltServer, tmp_path: Path) -> None:
-    run = run_suite(alt, tmp_path)
+def _conformant(run: SuiteRun) -> None:
     offenders = run.offenders()
     assert run.results["verdict"] == "conformant" and not offenders, (
         f"verdict {run.results['verdict']} (exit {run.returncode}); seed {run.results.get('seed')}\n"
         + "\n".join(offenders)
         + f"\n\n{run.output[-3000:]}"
     )
+
+
+def _outcomes(run: SuiteRun, kind: str) -> dict[str, int]:
+    return next(entry["outcomes"] for entry in run.results["coverage"]["inputs"] if entry["name"] == kind)
+
+
+def test_conformance_suite_finds_no_violation(alt: AltServer, tmp_path: Path) -> None:
+    run = run_suite(alt, tmp_path)
+    _conformant(run)
+    # The inputs and moments the suite claims to reach, reached: NUL stored, lone surrogates refused, every history.
+    assert set(_outcomes(run, "nul")) == {"200"} and set(_outcomes(run, "lone-surrogate")) == {"422"}
+    histories = {entry["name"]: entry for entry in run.results["coverage"]["histories"]}
+    assert all(entry["reached"] and "not_reached" not in entry for entry in histories.values()), histories
+    assert histories["aged"]["age_s"]["min"] >= 1.0
+
+
+def test_conformance_suite_passes_a_store_that_refuses_unstorable_reasons(tmp_path: Path) -> None:
+    """The other outcome BODY-02 allows: a store that refuses NUL and lone surrogates (422, no effect) is conformant
+    too, and the suite must say so."""
+    server = start_alt_server(strict_text=True)
+    try:
+        run = run_suite(server, tmp_path)
+    finally:
+        server.stop()
+    _conformant(run)
+    assert set(_outcomes(run, "nul")) == {"422"} and set(_outcomes(run, "lone-surrogate")) == {"422"}

@@ -3,6 +3,12 @@
 Bodies come from `build_conformance.inputs.bodies`, which derives them from the request schema. Every
 rejection is followed by an observation of the build (GEN-03 and the family ID); every accepted
 reason is compared character for character in the response and in a later observation.
+
+Bodies the catalogue lets a server either store or refuse — NUL and escaped lone surrogates in a reason,
+a repeated `reason` member, reasons above 1 000 characters, bodies at common size limits — are sent
+like every other and judged by the outcomes `judging.input_outcomes` allows for their kind: accepted
+and recorded exactly (what the bytes mean, decoded as a server decodes them), or refused with an
+allowed status and no effect. Every JSON spelling of one reason must be recorded as that reason.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from hypothesis import strategies as st
 from build_conformance.harness.markers import builds, heavy, judges, observes
 from build_conformance.harness.run import ConformanceRun
 from build_conformance.inputs import bodies
-from build_conformance.inputs.bodies import Body
+from build_conformance.inputs.bodies import Body, ReasonProbe
 from build_conformance.judging.check import Check, RequirementFailed
+from build_conformance.judging.input_outcomes import INPUT_KINDS, InputKind, answer_finding, recorded_finding
 from build_conformance.judging.lifecycle import (
     field_changes,
     instant,
@@ -26,7 +33,7 @@ from build_conformance.judging.lifecycle import (
     response_build,
 )
 from build_conformance.judging.side_effects import build_changes, expect_unchanged
-from build_conformance.provisioning.protocol import ANY_ACTIVE, ProvisionedBuild
+from build_conformance.provisioning.protocol import ANY_ACTIVE, TERMINAL, ProvisionedBuild, Snapshot
 from build_conformance.target.cancel_api import JSON_MEDIA_TYPE
 from build_conformance.target.exchange import Exchange
 
@@ -89,6 +96,7 @@ def test_special_reasons_recorded_exactly(conformance: ConformanceRun, check: Ch
         build = conformance.provision(ANY_ACTIVE)
         body = bodies.reason_body(reason, escaped=escaped)
         exchange = conformance.cancel(build, body=body.content, label=f"reason: {what}")
+        check.cover("inputs", bodies.STORABLE, outcome=str(exchange.status))
         if check.that("BODY-02", exchange.status == 200, f"a cancel with a {what} reason was answered "
                       f"{exchange.status}", exchange=exchange, expected=200, received=exchange.status):
             _reason_recorded(check, "BODY-02", conformance, build, exchange, reason, settle=False)
@@ -103,6 +111,7 @@ def test_generated_reasons_recorded_exactly(conformance: ConformanceRun, check: 
     def reason_survives(body: Body, status: str) -> None:
         build = conformance.provision(status)
         exchange = conformance.cancel(build, body=body.content, label=f"cancel {status} build with a generated reason")
+        check.cover("inputs", bodies.STORABLE, outcome=str(exchange.status))
         accepted = check.that("BODY-02", exchange.status == 200, f"answered {exchange.status}",
                               exchange=exchange, expected=200, received=exchange.status)
         # A pending cancellation completes later: the reason must survive the completion too.
@@ -112,6 +121,106 @@ def test_generated_reasons_recorded_exactly(conformance: ConformanceRun, check: 
 
     conformance.check_property(reason_survives, standard=20, label="BODY-02 generated reasons",
                                body=bodies.reason_bodies(), status=st.sampled_from(["waiting", "building"]))
+
+
+# ------------------------------------------------------------------------- BODY-02: judged by allowed outcomes
+
+
+class _Builds:
+    """One build the probes of a kind share while they are refused; a probe that is accepted (it cancels the
+    build) or whose refusal changed the build gets the next probe a new build."""
+
+    def __init__(self, conformance: ConformanceRun) -> None:
+        self._conformance = conformance
+        self.build: ProvisionedBuild | None = None
+        self.before: Snapshot | None = None
+
+    def current(self) -> tuple[ProvisionedBuild, Snapshot | None]:
+        if self.build is None:
+            self.build = self._conformance.provision(ANY_ACTIVE)
+            self.before = self._conformance.observe(self.build.build_id)
+        return self.build, self.before
+
+    def spent(self) -> None:
+        self.build = self.before = None
+
+
+def _accepted_reason(check: Check, conformance: ConformanceRun, kind: InputKind, build: ProvisionedBuild,
+                     exchange: Exchange, recordable: tuple[str | None, ...]) -> bool:
+    """An accepted body's reason in the response, an observation right after, and once the build is terminal."""
+    built = response_build(exchange)
+    ok = built is not None and record(check, [recorded_finding(kind, built, recordable, "cancel response")],
+                                      exchange=exchange)
+    observations = [("observation", conformance.observe(build.build_id))]
+    if built is None or built.get("status") not in TERMINAL:
+        # A pending cancellation completes later: the reason must survive the completion too.
+        observations.append(("observation once terminal", conformance.settled(build.build_id)))
+    for where, snapshot in observations:
+        if snapshot is None:
+            check.error(kind.requirement, f"could not observe the build ({where})")
+            continue
+        ok &= record(check, [recorded_finding(kind, snapshot.build, recordable, where)], exchange=snapshot.exchange)
+    return ok
+
+
+def _judge_outcome(check: Check, conformance: ConformanceRun, builds: _Builds, probe: ReasonProbe) -> bool:
+    """Send `probe`; judge its answer, what an acceptance recorded, and that a refusal had no effect."""
+    kind = INPUT_KINDS[probe.kind]
+    build, before = builds.current()
+    exchange = conformance.cancel(build, body=probe.content, label=f"{kind.title}: {probe.description}")
+    check.cover("inputs", kind.name, outcome=str(exchange.status))
+    ok = record(check, [answer_finding(kind, exchange.status, probe.description)], exchange=exchange)
+    if exchange.status == 200:
+        builds.spent()
+        return _accepted_reason(check, conformance, kind, build, exchange, probe.recordable) and ok
+    if exchange.status is not None and 400 <= exchange.status < 500:
+        after = conformance.observe(build.build_id)
+        # An allowed refusal must have no effect (the kind's requirement and GEN-03); any other 4xx has failed
+        # the kind's requirement already, and its effect is GEN-03's alone.
+        judged = kind.requirement if exchange.status in kind.refusals else ()
+        if expect_unchanged(check, judged, before, after, exchange=exchange, what=f"the refused {probe.description}"):
+            builds.before = after
+        else:
+            builds.spent()
+            ok = False
+    else:
+        builds.spent()  # a 5xx (GEN-01's too): whatever it did, the next probe starts from a new build
+    return ok
+
+
+REASON_KINDS = sorted({probe.kind for probe in bodies.REASON_PROBES})
+
+
+@judges("BODY-02")
+@observes("GEN-03")
+@pytest.mark.parametrize("kind", REASON_KINDS)
+@builds(active=6)
+def test_reason_inputs_have_an_allowed_outcome(conformance: ConformanceRun, check: Check, kind: str) -> None:
+    """NUL, lone surrogates, every spelling, repeated members, the length boundaries: each body of the kind is
+    sent, and only the outcomes the catalogue allows for its kind pass (judging/input_outcomes.py)."""
+    probes = [probe for probe in bodies.REASON_PROBES if probe.kind == kind]
+    shared = _Builds(conformance)
+    for probe in probes:
+        _judge_outcome(check, conformance, shared, probe)
+
+
+@heavy
+@judges("BODY-02")
+@observes("GEN-03")
+@builds(per_example=20, active=1)
+def test_generated_any_reason_has_an_allowed_outcome(conformance: ConformanceRun, check: Check) -> None:
+    """Any string JSON can carry (NUL and lone surrogates drawn often), in any spelling and layout: stored
+    exactly, or — when it holds what BODY-02 lets a server refuse — refused with 400/422 and no effect."""
+    shared = threading.local()
+
+    def allowed_outcome(body: ReasonProbe) -> None:
+        if not hasattr(shared, "builds"):
+            shared.builds = _Builds(conformance)
+        if not _judge_outcome(check, conformance, shared.builds, body):
+            raise RequirementFailed(f"{body.description}: not an outcome the catalogue allows")
+
+    conformance.check_property(allowed_outcome, standard=20, label="BODY-02 any reason",
+                               body=bodies.any_reason_bodies())
 
 
 # ------------------------------------------------------------------------------------------------ BODY-03
@@ -308,14 +417,50 @@ MIB = 1024 * 1024
 
 def _oversized(size: int) -> tuple[str, bytes]:
     """A `{"reason": R}` body of exactly `size` bytes, R made of ASCII and multi-byte characters."""
-    envelope = len(bodies.encode({"reason": ""}, escaped=False))
-    unit = "oversized reason é𝄞 "
-    unit_bytes = len(unit.encode("utf-8"))
-    count, rest = divmod(size - envelope, unit_bytes)
-    reason = unit * count + "x" * rest
-    content = bodies.encode({"reason": reason}, escaped=False)
-    assert len(content) == size
-    return reason, content
+    return bodies.sized_body(size)
+
+
+def _send_large(conformance: ConformanceRun, build: ProvisionedBuild, content: bytes, what: str) -> Exchange:
+    """The body is sent by a client that reads while it writes, so an early answer (413 and close) is read
+    and judged. A connection that ends with no answer at all is tried once more with `Expect:
+    100-continue` (the server may then refuse before the body is sent): only a second silence fails."""
+    exchange = conformance.cancel(build, body=content, label=f"cancel with {what}", allow_no_response=True)
+    if exchange.response is None and not exchange.timed_out:
+        exchange = conformance.cancel(build, body=content, label=f"cancel with {what}, Expect: 100-continue",
+                                      expect_continue=True, allow_no_response=True)
+    return exchange
+
+
+def _judge_large(check: Check, exchange: Exchange, what: str, reason: str, before: Snapshot | None,
+                 after: Snapshot | None) -> bool:
+    """BODY-05 of one large body: answered in time with 200 (the reason exact), 400, 413 or 422; a refusal has no
+    effect. Returns whether the build is as it was (so a next probe may use it)."""
+    allowed = OVERSIZE_ANSWERS
+    expected = " or ".join(map(str, sorted(allowed)))
+    if exchange.timed_out:
+        check.that("BODY-05", False, f"no answer to {what} within the request timeout",
+                   exchange=exchange, expected=expected, received="no answer")
+        return False
+    if exchange.response is None:
+        check.that("BODY-05", False, f"the connection ended with no answer to {what}, twice "
+                   f"({exchange.transport_error}; {'; '.join(exchange.notes)})", exchange=exchange,
+                   expected=f"{expected} (an early 413 and a close is fine)", received="no answer")
+        return False
+    if exchange.status == 503:
+        check.error("BODY-05", f"the target stayed unavailable (503) for {what}")
+        return False
+    check.that("BODY-05", exchange.status in allowed, f"{what} answered {exchange.status}",
+               exchange=exchange, expected=expected, received=exchange.status)
+    if exchange.status == 200:
+        built = response_build(exchange) or {}
+        record(check, [reason_findings("BODY-05", built, reason, f"accepted {what}, response")], exchange=exchange)
+        if after is not None:
+            record(check, [reason_findings("BODY-05", after.build, reason, f"accepted {what}, observation")],
+                   exchange=after.exchange)
+        return False
+    if exchange.status is not None and 400 <= exchange.status < 500:
+        return expect_unchanged(check, (), before, after, exchange=exchange, what=f"the refused cancel with {what}")
+    return False
 
 
 @judges("BODY-05")
@@ -323,41 +468,36 @@ def _oversized(size: int) -> tuple[str, bytes]:
 @pytest.mark.parametrize("size", [MIB, 10 * MIB], ids=["1 MiB reason", "10 MiB body"])
 @builds(active=1)
 def test_oversized_bodies(conformance: ConformanceRun, check: Check, size: int) -> None:
-    """The body is sent by a client that reads while it writes, so an early answer (413 and close) is read
-    and judged. A connection that ends with no answer at all is tried once more with `Expect:
-    100-continue` (the server may then refuse before the body is sent): only a second silence fails."""
     build = conformance.provision(ANY_ACTIVE)
     before = conformance.observe(build.build_id)
     reason, content = _oversized(size)
     what = f"a {size // MIB} MiB body"
-    exchange = conformance.cancel(build, body=content, label=f"cancel with {what}", allow_no_response=True)
-    if exchange.response is None and not exchange.timed_out:
-        exchange = conformance.cancel(build, body=content, label=f"cancel with {what}, Expect: 100-continue",
-                                      expect_continue=True, allow_no_response=True)
-    after = conformance.observe(build.build_id)
-    if exchange.timed_out:
-        check.that("BODY-05", False, f"no answer to {what} within the request timeout",
-                   exchange=exchange, expected="200, 400, 413 or 422", received="no answer")
-        return
-    if exchange.response is None:
-        check.that("BODY-05", False, f"the connection ended with no answer to {what}, twice "
-                   f"({exchange.transport_error}; {'; '.join(exchange.notes)})", exchange=exchange,
-                   expected="200, 400, 413 or 422 (an early 413 and a close is fine)", received="no answer")
-        return
-    if exchange.status == 503:
-        check.error("BODY-05", f"the target stayed unavailable (503) for {what}")
-        return
-    check.that("BODY-05", exchange.status in OVERSIZE_ANSWERS, f"{what} answered {exchange.status}",
-               exchange=exchange, expected="200, 400, 413 or 422", received=exchange.status)
-    if exchange.status == 200:
-        built = response_build(exchange) or {}
-        record(check, [reason_findings("BODY-05", built, reason, "accepted oversized body, response")],
-               exchange=exchange)
-        if after is not None:
-            record(check, [reason_findings("BODY-05", after.build, reason, "accepted oversized body, observation")],
-                   exchange=after.exchange)
-    elif exchange.status is not None and 400 <= exchange.status < 500:
-        expect_unchanged(check, (), before, after, exchange=exchange, what=f"the refused cancel with {what}")
+    exchange = _send_large(conformance, build, content, what)
+    _judge_large(check, exchange, what, reason, before, conformance.observe(build.build_id))
+
+
+@judges("BODY-05")
+@observes("GEN-03")
+@builds(active=3)
+def test_body_sizes_at_common_limits(conformance: ConformanceRun, check: Check) -> None:
+    """BODY-05 one byte either side of the limits servers commonly set (64 KiB, 1 MiB) and at them: a reader's
+    off-by-one at its own limit shows here, not at 1 MiB or 10 MiB."""
+    kind = INPUT_KINDS["body-size"]
+    build: ProvisionedBuild | None = None
+    before: Snapshot | None = None
+    for size in bodies.BODY_SIZE_BOUNDARIES:
+        if build is None:
+            build = conformance.provision(ANY_ACTIVE)
+            before = conformance.observe(build.build_id)
+        reason, content = _oversized(size)
+        what = f"a body of {size} bytes"
+        exchange = _send_large(conformance, build, content, what)
+        check.cover("inputs", kind.name, outcome="no answer" if exchange.status is None else str(exchange.status))
+        after = conformance.observe(build.build_id)
+        if _judge_large(check, exchange, what, reason, before, after):
+            before = after
+        else:
+            build = None  # accepted (the build is cancelled), changed, or unclear: the next size gets a new build
 
 
 # ------------------------------------------------------------------------------------------------ BODY-06

@@ -17,7 +17,10 @@ Deliberate choices (each one allowed by the requirements and the client contract
 - bodies up to 2 MiB are accepted (larger ones are drained and answered 413);
 - log offsets start at 100 and step by 10; `next_offset` is the last offset + 1;
 - the control API answers 200 `{"build_id"}` on create and 409 when asked to advance a terminal build
-  (or any build started through the public API: the scheduler alone moves those).
+  (or any build started through the public API: the scheduler alone moves those);
+- a reason holding NUL is stored exactly, an escaped lone surrogate refused (422); with `strict_text=`
+  (`--strict-text`) the store refuses both with 422 `invalid_request` and no effect — each one of the
+  outcomes BODY-02 allows.
 
 **Public API** (public_api.py, scheduler.py, definition.py): start a build from a definition
 (`POST /v1/templates/builds`), its status (`GET /v1/templates/builds/{id}?offset=N`), a template's
@@ -37,8 +40,9 @@ behind a production stack, as the catalogue's "Production HTTP is legitimate" an
 means" allow, every choice drawn from the seed (see `Production` and `TRAITS`): compressed
 responses, `Connection: close`, chunked bodies, transient 503/429 on any call, random undocumented
 fields at every level, varied id shapes, cancellations that take seconds while the executor logs its
-progress, JSend-style error envelopes and wordy error messages. Other methods on the cancel path
-get 405 with `Allow: POST` there, as a production router answers. `production_traits=` switches on
+progress, JSend-style error envelopes and wordy error messages, and for about half the seeds the
+strict text store. Other methods on the cancel path get 405 with `Allow: POST` there, as a production
+router answers. `production_traits=` switches on
 only some of the traits, to find which one a suite check trips over.
 
 Standard library only (brotli and zstandard compression when those modules happen to be installed).

@@ -25,6 +25,8 @@ def _arguments() -> argparse.Namespace:
                         help=f"time each build step takes beyond what it sleeps (default {STEP_SECONDS})")
     parser.add_argument("--admission-delay", type=float, default=ADMISSION_DELAY,
                         help=f"seconds a queued build waits once a slot is free (default {ADMISSION_DELAY})")
+    parser.add_argument("--strict-text", action="store_true",
+                        help="the store refuses a reason holding NUL or a lone surrogate (422, no effect)")
     return parser.parse_args()
 
 
@@ -33,7 +35,8 @@ def main() -> None:
     traits = arguments.production_traits.split(",") if arguments.production_traits is not None else None
     server = start_alt_server(arguments.host, arguments.port, production_seed=arguments.production_seed,
                               production_traits=traits, max_concurrent_builds=arguments.max_concurrent_builds,
-                              step_seconds=arguments.step_seconds, admission_delay=arguments.admission_delay)
+                              step_seconds=arguments.step_seconds, admission_delay=arguments.admission_delay,
+                              strict_text=arguments.strict_text)
     print(f"BUILD_CONFORMANCE_BASE_URL={server.base_url}")
     print(f"BUILD_CONFORMANCE_CONTROL_URL={server.control_url}")
     print(f"BUILD_CONFORMANCE_TOKEN={server.tokens[0]}")

@@ -28,6 +28,7 @@ TRAITS = (
     "slow-cancel",  # a cancel takes seconds: progress entries and a moving updated_at until `cancelled`
     "jsend-errors",  # error bodies also carry `"status": "error"`
     "wordy-errors",  # error messages in plain English that happen to say select/update/delete/from/where/set
+    "strict-text",  # for some seeds, a store that refuses a reason with NUL or a lone surrogate (422, no effect)
 )
 
 # Encoders a response may use: what the standard library has, and what happens to be installed.
@@ -95,6 +96,9 @@ WORDY = {
         "we only read JSON bodies; set the Content-Type header to application/json and select a JSON encoder",
     ),
     "request body too large": ("the body is too large; select a shorter reason from your notes and send it again",),
+    "reason must be text the store can hold": (
+        "we cannot store that reason as it is: delete the NUL and lone surrogate characters from it, or set none",
+    ),
     "malformed build id": (
         "this is not a build id we could have issued; select the id from the response where the build was made",
     ),
@@ -152,6 +156,8 @@ class Production:
         self.waiting_delay = (0.0, 0.0) if plan.random() < 0.5 else (0.1, plan.uniform(0.3, 1.0))
         self.tick_seconds = plan.uniform(0.15, 0.5)
         self.jsend_share = plan.choice((0.5, 1.0))
+        # Drawn apart from the plan above, so adding the trait left every other choice of a seed as it was.
+        self.strict_text = self.on("strict-text") and random.Random(f"alt-production-text:{seed}").random() < 0.5
         self._dice = random.Random(f"alt-production-dice:{seed}")
         self._lock = threading.Lock()
         self._streaks: dict[str, int] = {}
@@ -181,6 +187,8 @@ class Production:
         if self.on("slow-cancel"):
             waiting = "at once" if not self.waiting_delay[1] else f"{self.waiting_delay[1]:.1f}s"
             parts.append(f"cancel {self.building_delay[0]:.1f}-{self.building_delay[1]:.1f}s (waiting {waiting})")
+        if self.strict_text:
+            parts.append("refuses NUL/lone surrogates")
         return ", ".join(parts)
 
     # ---------------------------------------------------------------------------- the build store

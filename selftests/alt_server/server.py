@@ -64,6 +64,7 @@ def start_alt_server(
     step_seconds: float = STEP_SECONDS,
     admission_delay: float = ADMISSION_DELAY,
     over_admission: float | None = None,
+    strict_text: bool = False,
 ) -> AltServer:
     """The server on `host:port` (0: any free port), already serving.
 
@@ -76,6 +77,8 @@ def start_alt_server(
     - `over_admission`: a queued build that has waited this many seconds starts anyway, beyond the limit
       (a platform whose limit loosens under load: builds held `waiting` start by themselves, sometimes just
       before a cancel of theirs arrives).
+    - `strict_text`: the store refuses a reason holding NUL or a lone surrogate with 422 `invalid_request` and no
+      effect (the refusal BODY-02 allows) instead of storing it exactly.
     """
     if production_traits is not None and production_seed is None:
         raise ValueError("production_traits needs a production_seed")
@@ -83,7 +86,7 @@ def start_alt_server(
         raise ValueError("step_seconds and admission_delay must not be negative")
     production = Production(production_seed, production_traits) if production_seed is not None else None
     tenants = new_tenants()
-    store = Store(tenants, production)
+    store = Store(tenants, production, strict_text=strict_text)
     scheduler = Scheduler(store, _limit(max_concurrent_builds), step_seconds, admission_delay, over_admission)
     httpd = Server((host, port), Handler)
     httpd.app = App(store, scheduler)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 import secrets
 import threading
 import uuid
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .auth import Tenant
+from .messages import Invalid
 from .production import Production
 
 if TYPE_CHECKING:
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 OFFSET_START, OFFSET_STEP = 100, 10
 STATUSES = ("waiting", "building", "ready", "error", "cancelled")
 TERMINAL = frozenset({"ready", "error", "cancelled"})
+# What a strict text store cannot hold: NUL, and lone surrogates (JSON can escape them; they are not Unicode text).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_REASON = "reason must be text the store can hold"
 
 
 def stamp(moment: datetime) -> str:
@@ -83,9 +88,13 @@ class Build:
 class Store:
     """Every build in memory; one lock makes each operation atomic (first cancel wins)."""
 
-    def __init__(self, tenants: tuple[Tenant, ...], production: Production | None = None) -> None:
+    def __init__(self, tenants: tuple[Tenant, ...], production: Production | None = None, *,
+                 strict_text: bool = False) -> None:
         self.tenants = tenants
         self.production = production
+        # A store whose text columns hold Unicode text only (as many databases' do): a reason with NUL or a lone
+        # surrogate is refused, 422, before anything changes — one of the two outcomes BODY-02 allows.
+        self.strict_text = strict_text or bool(production and production.strict_text)
         self.lock = threading.Lock()
         self.scheduler: Scheduler | None = None  # the scheduler of public-API builds registers itself
         self._builds: dict[str, Build] = {}
@@ -194,6 +203,8 @@ class Store:
             build = self._owned(tenant, build_id)
             if build is None:
                 return None
+            if self.strict_text and reason is not None and UNSTORABLE.search(reason):
+                raise Invalid(422, "invalid_request", UNSTORABLE_REASON)  # refused whole: the build is untouched
             # Repeats (pending or done) and terminal builds: a no-op.
             if build.fields["status"] not in TERMINAL and "cancel_requested_at" not in build.fields:
                 was = build.fields["status"]

@@ -89,6 +89,11 @@ class Check:
         for rid in ids:
             self._record(rid, "error", message, exchange, None, None)
 
+    def cover(self, section: str, name: str, **facts: Any) -> None:
+        """What the test reached for results.json `coverage` (`Recorder.cover`): a kind of input sent and its
+        answer, a build history and the build's status and age, or why it could not be reached."""
+        self._recorder.cover(section, name, **facts)
+
     def not_run(self, requirement: str | Iterable[str], reason: str) -> None:
         ids = [requirement] if isinstance(requirement, str) else list(requirement)
         for rid in ids:

@@ -63,6 +63,42 @@ class RequirementTally:
     tests: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # test -> its outcomes
 
 
+@dataclass
+class CoverageTally:
+    """What the run reached of one kind of input or one build history (results.json `coverage`)."""
+
+    count: int = 0  # times it was reached (bodies sent, builds cancelled after the history)
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # answer status -> times
+    statuses: set[str] = field(default_factory=set)  # build statuses it was reached with
+    ages: list[float] = field(default_factory=list)  # youngest and oldest age at the cancel, seconds
+    not_reached: set[str] = field(default_factory=set)  # why it was not reached, where it was not
+
+    def add(self, *, outcome: str | None, status: str | None, age_s: float | None, not_reached: str | None) -> None:
+        if not_reached is not None:
+            self.not_reached.add(not_reached)
+            return
+        self.count += 1
+        if outcome is not None:
+            self.outcomes[outcome] += 1
+        if status is not None:
+            self.statuses.add(status)
+        if age_s is not None:
+            self.ages = [min([age_s, *self.ages[:1]]), max([age_s, *self.ages[1:]])]
+
+    def merge(self, other: dict[str, Any]) -> None:
+        self.count += other["count"]
+        for outcome, times in other["outcomes"].items():
+            self.outcomes[outcome] += times
+        self.statuses.update(other["statuses"])
+        self.not_reached.update(other["not_reached"])
+        for age in other["ages"]:
+            self.ages = [min([age, *self.ages[:1]]), max([age, *self.ages[1:]])]
+
+    def export(self) -> dict[str, Any]:
+        return {"count": self.count, "outcomes": dict(self.outcomes), "statuses": sorted(self.statuses),
+                "ages": list(self.ages), "not_reached": sorted(self.not_reached)}
+
+
 class Recorder:
     """Thread-safe store of observations, with a per-test view for failing the right pytest test."""
 
@@ -72,6 +108,8 @@ class Recorder:
         self._by_test: dict[str, list[Observation]] = defaultdict(list)
         self._notes: dict[str, set[str]] = defaultdict(set)  # per test: what its observations rely on
         self._next_seq: dict[tuple[str, tuple[int, ...]], int] = defaultdict(int)  # per (test, piece)
+        # (section, name) -> what the run reached of it: input kinds sent, build histories cancelled after.
+        self._coverage: dict[tuple[str, str], CoverageTally] = defaultdict(CoverageTally)
 
     def record(self, observation: Observation) -> None:
         if not observation.test:
@@ -112,6 +150,17 @@ class Recorder:
         with self._lock:
             self._notes[test].add(text)
 
+    def cover(self, section: str, name: str, *, outcome: str | None = None, status: str | None = None,
+              age_s: float | None = None, not_reached: str | None = None) -> None:
+        """The run reached `name` of `section` ("inputs": a kind of body sent, answered `outcome`; "histories": a
+        build cancelled after a history, in `status`, `age_s` old) — or, with `not_reached`, could not, and why."""
+        with self._lock:
+            self._coverage[(section, name)].add(outcome=outcome, status=status, age_s=age_s, not_reached=not_reached)
+
+    def coverage(self) -> dict[tuple[str, str], dict[str, Any]]:
+        with self._lock:
+            return {key: tally.export() for key, tally in self._coverage.items()}
+
     def notes_of(self, tests: list[str]) -> list[str]:
         with self._lock:
             return sorted({note for test in tests for note in self._notes.get(test, ())})
@@ -132,19 +181,24 @@ class Recorder:
     def export(self) -> dict[str, Any]:
         """A JSON-able copy, so pytest-xdist workers can hand their observations to the controller."""
         with self._lock:
-            return {"notes": {test: sorted(notes) for test, notes in self._notes.items()}, "requirements": {
+            requirements = {
                 rid: {
                     "counts": dict(tally.counts),
                     "kept": {outcome: [vars(o) for o in kept] for outcome, kept in tally.kept.items()},
                     "tests": {test: sorted(outcomes) for test, outcomes in tally.tests.items()},
                 }
                 for rid, tally in self._tallies.items()
-            }}
+            }
+            coverage = [[section, name, tally.export()] for (section, name), tally in self._coverage.items()]
+            return {"notes": {test: sorted(notes) for test, notes in self._notes.items()}, "coverage": coverage,
+                    "requirements": requirements}
 
     def merge(self, exported: dict[str, Any]) -> None:
         with self._lock:
             for test, notes in exported.get("notes", {}).items():
                 self._notes[test].update(notes)
+            for section, name, tally in exported.get("coverage", []):
+                self._coverage[(section, name)].merge(tally)
             for rid, data in exported["requirements"].items():
                 tally = self._tallies[rid]
                 for outcome, count in data["counts"].items():

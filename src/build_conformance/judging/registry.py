@@ -26,6 +26,7 @@ JUDGING_MODULES = (
     "build_conformance.judging.side_effects",
     "build_conformance.judging.lifecycle",
     "build_conformance.judging.tenant_isolation",
+    "build_conformance.judging.input_outcomes",
 )
 
 

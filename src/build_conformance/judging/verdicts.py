@@ -8,6 +8,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 from build_conformance.catalogue import Catalogue
+from build_conformance.judging.input_outcomes import INPUT_KINDS
+from build_conformance.judging.moments import HISTORIES
 from build_conformance.judging.recorder import Recorder
 
 Status = Literal["passed", "failed", "not-run", "error"]
@@ -213,7 +215,33 @@ def build_results(
         document["builds"] = builds
     if explanations:
         document["explanations"] = explanations
+    document["coverage"] = coverage_section(recorder)
     return document
+
+
+def coverage_section(recorder: Recorder) -> dict[str, Any]:
+    """results.json `coverage`: every kind of reason body and every build history the suite knows, with what
+    the run reached of each (how often, the answers, the statuses and ages) and why it did not reach any."""
+    seen = recorder.coverage()
+    empty: dict[str, Any] = {"count": 0, "outcomes": {}, "statuses": [], "ages": [], "not_reached": []}
+    inputs = []
+    for name, kind in INPUT_KINDS.items():
+        tally = seen.get(("inputs", name), empty)
+        inputs.append({"name": name, "title": kind.title, "requirement": kind.requirement, "allowed": kind.allowed(),
+                       "catalogue_silent": kind.silent, "sent": tally["count"], "outcomes": tally["outcomes"]})
+    histories = []
+    for name, history in HISTORIES.items():
+        tally = seen.get(("histories", name), empty)
+        entry: dict[str, Any] = {"name": name, "title": history.title, "before": history.before,
+                                 "reached": tally["count"], "statuses": tally["statuses"]}
+        if tally["ages"]:
+            entry["age_s"] = {"min": round(tally["ages"][0], 2), "max": round(tally["ages"][-1], 2)}
+        if tally["outcomes"]:
+            entry["outcomes"] = tally["outcomes"]
+        if tally["not_reached"]:
+            entry["not_reached"] = tally["not_reached"]
+        histories.append(entry)
+    return {"inputs": inputs, "histories": histories}
 
 
 def _iso(timestamp: float) -> str:

@@ -86,7 +86,9 @@ class RecordingProvisioner:
             raise CapabilityMissing("the provisioner can make no active (waiting or building) build")
         return chosen
 
-    def create(self, status: str, tenant: str = "A") -> ProvisionedBuild:
+    def create(self, status: str, tenant: str = "A", *, pooled: bool = True) -> ProvisionedBuild:
+        """A build in `status` for the current test. `pooled=False`: made now, never one of the pool's builds made
+        ahead (a test that cancels a build at a chosen age needs to know how old it is)."""
         create_active = getattr(self.inner, "create_active", None)
         if status == ANY_ACTIVE and create_active is not None:
             # A provisioner that can say "active" itself (a real build, waiting or running) does it at once.
@@ -96,7 +98,7 @@ class RecordingProvisioner:
         if self.capabilities is not None and status not in self.capabilities.statuses:
             reason = self.capabilities.reasons.get(f"create {status}", "not supported")
             raise CapabilityMissing(f"the provisioner cannot create a {status} build: {reason}")
-        build = self.pool.take(status, tenant) if self.pool is not None else None
+        build = self.pool.take(status, tenant) if self.pool is not None and pooled else None
         if build is None:
             build = self.make(status, tenant)
         return self._handed_out(build)

@@ -34,6 +34,8 @@ from .templates import plan_json, scheduled_build
 
 # A build definition may carry an inline build context, so it may be larger than a cancel body.
 MAX_DEFINITION = 1024 * 1024
+# shared-principal-race: how long a cancel works between authenticating its caller and writing the cancel.
+SHARED_PRINCIPAL_WINDOW_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class App:
         self._stop = stop  # a hang (fault) ends early when the server stops
         self._cancelled_once: set[str] = set()  # hang-once-then-answer: builds whose first cancel has come
         self._cancelled_once_lock = threading.Lock()
+        self._staged: dict[str, str] = {}  # refused-reason-lingers: build id -> the first reason read for it
+        self._principal: str | None = None  # shared-principal-race: the caller of the last request with a body
 
     def handle(self, request: Request) -> Response:
         path, query = split_target(request.target)
@@ -171,14 +175,32 @@ class App:
             raise ApiError(400, INVALID, "unsupported query parameter")
         build_id = decode_id(route.raw_id, faults)
         try:
-            body = parse_cancel_body(request, faults) if request.method == "POST" else CancelBody()
+            keep = "stores-lone-surrogates" in self._variations
+            body = parse_cancel_body(request, faults, keep_lone_surrogates=keep) if request.method == "POST" \
+                else CancelBody()
         except ApiError as error:
             self._refused_body(error, build_id, identity)
             raise
+        if "shared-principal-race" in faults and request.body.declared_length:
+            self._principal = identity.caller  # the body reader keeps the caller in one server-wide variable
+        if "refused-reason-lingers" in faults and build_id is not None and body.reason is not None:
+            with self._cancelled_once_lock:  # the pending-cancel row is written before the owner is checked
+                self._staged.setdefault(build_id, body.reason)
         build = self._resolve(build_id, identity)
         if build.status in ("ready", "error") and "terminal-cancel-409" in faults:
             raise ApiError(409, "transition_conflict", "the build has already finished")
-        effective = self._store.cancel(build, CancelRequest(identity.caller, body.reason, body.fields))
+        caller, reason = identity.caller, body.reason
+        if "refused-reason-lingers" in faults:
+            with self._cancelled_once_lock:  # ... and the owner's cancel finds the row a refused request left
+                reason = self._staged.pop(build.build_id, reason)
+        if "shared-principal-race" in faults and request.body.declared_length:
+            self._stop.wait(SHARED_PRINCIPAL_WINDOW_S)  # the work between reading the body and writing the cancel
+            caller = self._principal or caller  # ... and the caller read back from the shared variable
+        if body.unstorable:  # unstorable-reason-refused-late: the cancel is applied before the reason is refused
+            if self._store.cancel(build, CancelRequest(caller, None, body.fields)):
+                self._notify()
+            raise ApiError(422, INVALID, "reason must be text the store can hold", kind="wrong_type")
+        effective = self._store.cancel(build, CancelRequest(caller, reason, body.fields))
         if effective:
             self._notify()
         if "hang-once-then-answer" in faults and self._first_cancel(build.build_id):
@@ -265,6 +287,7 @@ class App:
         build = self._store.find(build_id, identity.tenant.name) if build_id else None
         if build is None:
             raise self._not_found()
+        self._store.read(build.build_id)
         return self._public_snapshot(build.build_id, 200, since)
 
     def _public_snapshot(self, build_id: str, status: int, since: int = 0, identity_of: BuildRow | None = None
@@ -305,7 +328,9 @@ class App:
         return build
 
     def _control_get(self, request: Request, route: Route, query: Query, identity: Identity) -> Response:
-        return self._control_snapshot(self._control_build(route, identity).build_id)
+        build_id = self._control_build(route, identity).build_id
+        self._store.read(build_id)
+        return self._control_snapshot(build_id)
 
     def _control_advance(self, request: Request, route: Route, query: Query, identity: Identity) -> Response:
         build = self._control_build(route, identity)

@@ -96,8 +96,39 @@ FAULTS: dict[str, Fault] = _faults(
     Fault("json-charset-rejected", ("BODY-01",),
           "the Content-Type is compared exactly: application/json; charset=utf-8 gets 415"),
     Fault("empty-object-rejected", ("BODY-01",), "an empty JSON object {} is refused with 422 ('nothing to do')"),
-    Fault("reason-truncated", ("BODY-02",), "the reason is stored truncated to 255 characters"),
-    Fault("reason-reencoded", ("BODY-02",), "the reason's UTF-8 bytes are stored as Latin-1 text (mojibake)"),
+    Fault("reason-truncated", ("BODY-02", "BODY-05"),
+          "the reason is stored truncated to 255 characters (also the reason of an accepted body at a size limit)"),
+    Fault("reason-reencoded", ("BODY-02", "BODY-05"),
+          "the reason's UTF-8 bytes are stored as Latin-1 text (mojibake; also in an accepted body at a size limit)"),
+    Fault("reason-nul-truncated", ("BODY-02",),
+          "the reason is written through a C-string API: it is stored cut at its first NUL (\\u0000), silently"),
+    Fault("reason-nul-500", ("BODY-02", "GEN-01"),
+          "a reason holding NUL reaches the database driver, which refuses it; nothing catches that: 500"),
+    Fault("lone-surrogate-replaced", ("BODY-02",),
+          "an escaped lone surrogate (\\ud800) in a reason is replaced with U+FFFD, as a lenient decoder does, and "
+          "the altered reason stored"),
+    Fault("unstorable-reason-refused-late", ("BODY-02", "GEN-03"),
+          "a reason holding NUL or a lone surrogate is refused with 422, but only after the cancel (without the "
+          "reason) was applied"),
+    Fault("reason-found-by-pattern", ("BODY-02",),
+          "the reason is picked from the raw body by a fast path that expects '\"reason\":' and at most one space: "
+          "spelled otherwise (whitespace around the colon, newlines, an escaped member name) the cancel goes on "
+          "without its reason"),
+    Fault("reason-escapes-half-decoded", ("BODY-02",),
+          "the reason's escapes are decoded by the server's own routine, which knows the two-character escapes and "
+          "lower-case \\uXXXX only: an escaped solidus (\\/) or upper-case hex (\\u00E9) is stored as written"),
+    Fault("duplicate-reasons-joined", ("BODY-02",),
+          "a body naming reason twice records both strings joined with ', ' (as a form reader joins a repeated field)"),
+    Fault("empty-reason-refused", ("BODY-02",), 'an empty reason ({"reason": ""}) is refused with 422 ("reason must '
+          'not be empty") instead of being a cancel without reason'),
+    Fault("reason-limit-on-escaped-length", ("BODY-02",),
+          "the 1000-character limit is checked as 5000 bytes of the reason as spelled in the body: 1000 characters "
+          "sent \\u-escaped (6 to 12 bytes each) are refused with 422"),
+    Fault("reason-cut-at-limit", ("BODY-02", "BODY-05"),
+          "reasons over 1000 characters are stored cut to 1000 (a column too narrow, in a store that does not "
+          "refuse), also in an accepted body at a size limit"),
+    Fault("body-at-limit-500", ("BODY-05", "GEN-01"),
+          "a body of exactly the size limit (64 KiB) makes the reader overrun its buffer by one byte: 500"),
     Fault("malformed-json-still-cancels", ("BODY-03", "GEN-03"),
           "malformed JSON is answered 400, but only after the cancel was applied"),
     Fault("wrong-type-reason-accepted", ("BODY-03",),
@@ -150,6 +181,25 @@ FAULTS: dict[str, Fault] = _faults(
           "duration_ms of a cancelled build is measured from queued_at instead of started_at"),
     Fault("missing-cancel-requested-by", ("STATE-07",), "cancel_requested_by is never recorded"),
     Fault("status-timestamp-mismatch", ("STATE-08",), "a cancelled waiting build gets no finished_at"),
+    # The moment of the cancel: faults that only show once a build has a history (tests/test_histories.py).
+    Fault("aged-cancel-stale-finish", ("STATE-05",),
+          "a build nobody asked about for 4 s (not read, not started since it was made) is parked by its executor; "
+          "its cancel goes through the executor's hand-off, which stamps finished_at with the clock of the build's "
+          "last activity: it ends before its cancel was requested"),
+    Fault("read-cache-frozen-duration", ("STATE-06",),
+          "a build read 10 times or more before its cancel lives in the read cache; its cancellation completes from "
+          "the cached copy, whose duration_ms was frozen while it was running: 0"),
+    Fault("started-build-reason-dropped", ("BODY-02",),
+          "once the scheduler's step (advance) has started a build, its cancel is forwarded to the executor's queue, "
+          "whose message has no reason field: the reason is lost"),
+    Fault("refused-reason-lingers", ("BODY-02",),
+          "the pending-cancel row is written with the reason while the body is read, before the build's owner is "
+          "checked: another tenant's refused cancel (404) leaves its reason behind, and the owner's later cancel "
+          "records that reason instead of its own"),
+    Fault("shared-principal-race", ("STATE-07",),
+          "the body reader keeps the caller of a request with a body in one server-wide variable, from which a cancel "
+          "with a body reads its caller back when it writes (50 ms later): amid another tenant's cancels that carry a "
+          "body, a build records the other tenant as cancel_requested_by"),
     # SHAPE ------------------------------------------------------------------------------------
     Fault("text-content-type", ("SHAPE-01",), "successful cancels are labelled Content-Type: text/plain"),
     Fault("next-offset-float", ("SHAPE-01", "CLIENT-02"), "next_offset is written as a JSON float (3.0)"),

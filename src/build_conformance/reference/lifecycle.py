@@ -97,6 +97,8 @@ class Lifecycle:
 
     def _start(self, conn: sqlite3.Connection, row: BuildRow, now: int) -> None:
         if row.driver != SCHEDULER:
+            self._store.activity(row.build_id, now)
+            self._store.started_by_scheduler(row.build_id)
             conn.execute(
                 "UPDATE builds SET status = 'building', started_at = ?, finished_at = NULL, duration_ms = NULL, "
                 "updated_at = ?, details = ? WHERE build_id = ?",
@@ -105,6 +107,7 @@ class Lifecycle:
             self._store.append(conn, row.build_id, start_entries(now))
             return
         steps = _steps(row)
+        self._store.activity(row.build_id, now)
         conn.execute(
             "UPDATE builds SET status = 'building', started_at = ?, finished_at = NULL, duration_ms = NULL, "
             "updated_at = ?, step = 0, step_due_at = ? WHERE build_id = ?",
@@ -162,13 +165,17 @@ class Lifecycle:
         if "building-finishes-ready" in self._faults and row.status == "building":
             self._finish_ready(conn, row, now)
             return
+        # aged-cancel-stale-finish: a build cancelled after long inactivity ends at the clock of its last activity.
+        finished = self._store.parked(row.build_id) or now
         origin = row.queued_at if "duration-from-queued" in self._faults else row.started_at
-        duration = now - origin if origin is not None else None
+        duration = finished - origin if origin is not None else None
+        if duration is not None and self._store.cached(row.build_id):
+            duration = 0  # read-cache-frozen-duration: the cached copy's duration, frozen while it was running
         cursor = conn.execute(
             "UPDATE builds SET status = 'cancelled', finished_at = ?, duration_ms = ?, updated_at = ?, "
             "step = NULL, step_due_at = NULL "
             "WHERE build_id = ? AND status IN ('waiting', 'building') AND cancel_requested_at IS NOT NULL",
-            (now, duration, now, row.build_id),
+            (finished, duration, now, row.build_id),
         )
         if cursor.rowcount == 1 and "duplicate-cancelled-entries" in self._faults:
             self._store.append(conn, row.build_id, [NewEntry(now, "cancelled", "info", "build cancelled")])

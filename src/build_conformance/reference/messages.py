@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any, Protocol
 
 JSON = "application/json"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def new_request_id() -> str:
@@ -48,6 +50,8 @@ def json_response(
     status: int, payload: Any, *, headers: tuple[tuple[str, str], ...] = (), content_type: str = JSON,
     close: bool = False,
 ) -> Response:
-    # Raw UTF-8 rather than \u escapes: what a reason was sent as, it is read back as.
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # Raw UTF-8 rather than \u escapes: what a reason was sent as, it is read back as. A lone surrogate (kept by
+    # the stores-lone-surrogates variation) has no UTF-8 form: JSON's escape is its only spelling.
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    body = _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode("utf-8")
     return Response(status, body, content_type, headers, close)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import time
 import traceback
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
-from .errors import INVALID, ApiError
+from .errors import INVALID, ApiError, internal_error
 from .messages import Request
 
 MAX_BODY = 64 * 1024
@@ -123,6 +124,19 @@ class RequestBody:
 class CancelBody:
     reason: str | None = None
     fields: dict[str, Any] | None = None  # the body object as sent (only mass-assignment reads it)
+    # unstorable-reason-refused-late: the reason holds NUL or a lone surrogate; refused once the cancel is applied.
+    unstorable: bool = False
+
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# reason-found-by-pattern: the reason as a fast path reads it, `"reason":` and at most one space before the string.
+_FAST_PATH = re.compile(rb'"reason": ?("(?:[^"\\]|\\.)*")')
+# reason-escapes-half-decoded: the raw string token of the reason member, whitespace allowed around the colon.
+_REASON_TOKEN = re.compile(rb'"reason"\s*:\s*"((?:[^"\\]|\\.)*)"')
+# ... and the escapes its own decoder knows: the two-character ones, and runs of lower-case \uXXXX.
+_KNOWN_ESCAPES = re.compile(r'(?:\\u[0-9a-f]{4})+|\\["\\bfnrt]')
+# reason-limit-on-escaped-length: "1 000 characters of up to 5 bytes", measured on the reason as it was spelled.
+ESCAPED_REASON_LIMIT = 5_000
 
 
 def is_json_media_type(content_type: str, faults: frozenset[str]) -> bool:
@@ -158,8 +172,10 @@ def _loads(raw: bytes, faults: frozenset[str]) -> Any:
         raise _rejected(message, "malformed", faults) from None
 
 
-def parse_cancel_body(request: Request, faults: frozenset[str]) -> CancelBody:
-    """The optional {"reason": string} body; anything else is refused before the build is touched."""
+def parse_cancel_body(request: Request, faults: frozenset[str], *, keep_lone_surrogates: bool = False) -> CancelBody:
+    """The optional {"reason": string} body; anything else is refused before the build is touched. A reason with
+    an escaped lone surrogate is refused (400), or, with `keep_lone_surrogates` (the stores-lone-surrogates
+    variation), kept as sent."""
     content_type = request.headers.get("Content-Type")
     if request.body.declared_length == 0:
         return CancelBody()
@@ -171,24 +187,59 @@ def parse_cancel_body(request: Request, faults: frozenset[str]) -> CancelBody:
         except ValueError:
             return CancelBody()
         return _cancel_body(value, faults) if isinstance(value, dict) else CancelBody()
-    value = _loads(request.body.read(MAX_BODY), faults)
+    if request.body.declared_length == MAX_BODY and "body-at-limit-500" in faults:
+        raise internal_error()  # the reader's buffer is one byte short of its own limit
+    raw = request.body.read(MAX_BODY)
+    value = _loads(raw, faults)
     if not isinstance(value, dict):
         raise _rejected("request body must be a JSON object", "not_object", faults)
     if not value and "empty-object-rejected" in faults:
         raise _rejected("request body has nothing to do", "empty_object", faults, status=422)
-    return _cancel_body(value, faults)
+    return _misread(_cancel_body(value, faults, keep_lone_surrogates), raw, faults)
 
 
-def _cancel_body(value: dict[str, Any], faults: frozenset[str]) -> CancelBody:
+def _cancel_body(value: dict[str, Any], faults: frozenset[str], keep_lone_surrogates: bool = False) -> CancelBody:
     reason = value.get("reason")
     if reason is not None and not isinstance(reason, str):
         if "wrong-type-reason-accepted" not in faults:
             raise _rejected("reason must be a string", "wrong_type", faults)
         reason = json.dumps(reason, ensure_ascii=False)
+    unstorable = False
+    if reason == "" and "empty-reason-refused" in faults:
+        raise _rejected("reason must not be empty", "wrong_type", faults, status=422)
     if isinstance(reason, str):
-        try:
-            reason.encode("utf-8")
-        except UnicodeEncodeError:  # a lone \ud800 escape: not text, and not storable
-            raise _rejected("reason must be valid Unicode text", "wrong_type", faults) from None
-    return CancelBody(reason, value)
+        if LONE_SURROGATE.search(reason) and not keep_lone_surrogates:  # a lone \ud800 escape: not Unicode text
+            if "lone-surrogate-replaced" in faults:
+                reason = LONE_SURROGATE.sub("\ufffd", reason)  # as a lenient decoder does, silently
+            elif "unstorable-reason-refused-late" in faults:
+                unstorable = True
+            else:
+                raise _rejected("reason must be valid Unicode text", "wrong_type", faults)
+        if "\x00" in reason:
+            if "reason-nul-500" in faults:
+                raise internal_error()  # the database driver refuses NUL in text and nothing catches it
+            unstorable = unstorable or "unstorable-reason-refused-late" in faults
+    return CancelBody(reason, value, unstorable)
+
+
+def _misread(body: CancelBody, raw: bytes, faults: frozenset[str]) -> CancelBody:
+    """Faults that read the reason from the raw bytes themselves instead of from the parsed document."""
+    reason = body.reason
+    if "reason-found-by-pattern" in faults and reason is not None:
+        found = _FAST_PATH.search(raw)
+        reason = json.loads(found.group(1)) if found else None  # no match: the cancel goes on without its reason
+    if "reason-escapes-half-decoded" in faults and reason is not None:
+        token = _REASON_TOKEN.search(raw)
+        if token is not None:
+            reason = _KNOWN_ESCAPES.sub(lambda m: json.loads(f'"{m.group()}"'), token.group(1).decode("utf-8"))
+    if "reason-limit-on-escaped-length" in faults and reason is not None:
+        token = _REASON_TOKEN.search(raw)
+        if token is not None and len(token.group(1)) > ESCAPED_REASON_LIMIT:
+            raise _rejected("reason longer than 1000 characters", "wrong_type", faults, status=422)
+    if "duplicate-reasons-joined" in faults:
+        pairs = json.loads(raw.decode("utf-8"), object_pairs_hook=lambda items: items)
+        given = [value for name, value in pairs if name == "reason" and isinstance(value, str)]
+        if len(given) > 1:
+            reason = ", ".join(given)  # as a form reader joins a repeated field
+    return CancelBody(reason, body.fields, body.unstorable) if reason != body.reason else body
 

@@ -99,6 +99,14 @@ _ASSIGNABLE_TIMES = ("created_at", "updated_at", "queued_at", "started_at", "fin
 # concurrent cancels all read before any of them writes.
 _RACE_WINDOW_S = 0.03
 
+# aged-cancel-stale-finish: a build nobody asked about for this long before its cancel was parked by the executor;
+# its cancel goes through the hand-off, which stamps the end with the clock of the build's last activity.
+AGED_MS = 4_000
+# read-cache-frozen-duration: a build read this often before its cancel lives in the read cache.
+HOT_READS = 10
+# reason-cut-at-limit: the reason column's width.
+REASON_COLUMN = 1_000
+
 
 @dataclass(frozen=True)
 class BuildRow:
@@ -176,6 +184,8 @@ def _build_row(values: tuple[Any, ...]) -> BuildRow:
     (row_id, build_id, tenant, template_id, name, tags, status, backend, source_type, ref, slug, visibility,
      created, updated, queued, started, finished, duration, requested_at, requested_by, reason, details,
      driver, plan, step, step_due_at) = values
+    if isinstance(reason, bytes):  # a reason with a lone surrogate (stores-lone-surrogates), kept as bytes
+        reason = reason.decode("utf-8", "surrogatepass")
     return BuildRow(
         row_id, build_id, tenant, template_id, name, json.loads(tags), status, backend, source_type, ref, slug,
         visibility, created, updated, queued, started, finished, duration, requested_at, requested_by, reason,
@@ -188,6 +198,13 @@ class Store:
         self._path = path
         self._faults = faults
         self._write_lock = threading.Lock()
+        # In memory, for the faults of the moment a build is cancelled at: when a build last saw activity (made,
+        # started, read), how often it was read, which builds the read cache holds.
+        self.last_active: dict[str, int] = {}
+        self._parked: dict[str, int] = {}  # build id -> its last activity, for builds cancelled after long inactivity
+        self._reads: dict[str, int] = {}
+        self._hot: set[str] = set()
+        self.advanced: set[str] = set()  # control-API builds the scheduler's step (advance) started
         with contextlib.closing(self.connect()) as conn:
             # WAL lets observations read while a cancel writes; the schema is idempotent for --db reuse.
             conn.execute("PRAGMA journal_mode=WAL")
@@ -317,7 +334,42 @@ class Store:
         ).fetchone()
         return int(count)
 
+    def read(self, build_id: str) -> None:
+        """A view of the build was served (read-cache-frozen-duration counts them; it is activity too)."""
+        if "read-cache-frozen-duration" in self._faults:
+            with self._write_lock:
+                self._reads[build_id] = self._reads.get(build_id, 0) + 1
+        self.activity(build_id, now_ms())
+
+    def activity(self, build_id: str, at: int) -> None:
+        """The build was made, started or read at `at` (aged-cancel-stale-finish tells idle builds by it)."""
+        if "aged-cancel-stale-finish" in self._faults:
+            self.last_active[build_id] = at
+
+    def started_by_scheduler(self, build_id: str) -> None:
+        """The scheduler's step (advance) started a control-API build (started-build-reason-dropped)."""
+        if "started-build-reason-dropped" in self._faults:
+            self.advanced.add(build_id)
+
+    def cached(self, build_id: str) -> bool:
+        """read-cache-frozen-duration: whether the build was in the read cache when it was cancelled."""
+        return build_id in self._hot
+
+    def parked(self, build_id: str) -> int | None:
+        """aged-cancel-stale-finish: for a build that was idle AGED_MS or more when it was cancelled, the moment of its
+        last activity before (the hand-off's clock); else None."""
+        return self._parked.get(build_id)
+
+    def _note_cancel(self, build_id: str, now: int) -> None:
+        """At the effective cancel: whether the build was parked (idle long enough) and whether it was read hot."""
+        active = self.last_active.get(build_id)
+        if "aged-cancel-stale-finish" in self._faults and active is not None and now - active >= AGED_MS:
+            self._parked[build_id] = active
+        if self._reads.get(build_id, 0) >= HOT_READS:
+            self._hot.add(build_id)
+
     def _insert(self, conn: sqlite3.Connection, build: NewBuild, driver: str, plan: dict[str, Any]) -> None:
+        self.activity(build.build_id, now_ms())
         conn.execute(
             "INSERT INTO builds (build_id, tenant, template_id, name, tags, status, build_backend, source_type, "
             "canonical_ref, namespace_slug, visibility, created_at, updated_at, queued_at, started_at, "
@@ -367,13 +419,21 @@ class Store:
                 (build_id, build_id, entry.at, entry.kind, entry.level, entry.message, json.dumps(entry.extra)),
             )
 
-    def _stored_reason(self, reason: str | None) -> str | None:
+    def _stored_reason(self, reason: str | None) -> str | bytes | None:
         if reason is None:
             return None
+        try:
+            reason.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (stores-lone-surrogates): sqlite takes its code units as bytes
+            return reason.encode("utf-8", "surrogatepass")
         if "reason-reencoded" in self._faults:
             reason = reason.encode("utf-8").decode("latin-1")
         if "reason-truncated" in self._faults:
             reason = reason[:255]
+        if "reason-nul-truncated" in self._faults:
+            reason = reason.split("\x00", 1)[0]  # written through a C-string API
+        if "reason-cut-at-limit" in self._faults:
+            reason = reason[:REASON_COLUMN]  # a column too narrow, in a store that does not refuse
         return reason
 
     def cancel(self, build: BuildRow, request: CancelRequest) -> bool:
@@ -399,9 +459,13 @@ class Store:
         condition = "1 = 1" if racy else _CANCELLABLE
         requested_by = None if "missing-cancel-requested-by" in faults else request.caller
         reason = self._stored_reason(request.reason)
+        if "started-build-reason-dropped" in faults and row.build_id in self.advanced:
+            reason = None  # forwarded to the executor's queue, whose message has no reason field
         finishes_now = row.status == "waiting"
         if finishes_now:
-            finished: int | None = now
+            active = self.last_active.get(row.build_id)
+            parked = "aged-cancel-stale-finish" in faults and active is not None and now - active >= AGED_MS
+            finished: int | None = active if parked else now
             if "timestamps-reordered" in faults:
                 finished = now - 1_500
             if "status-timestamp-mismatch" in faults:
@@ -425,6 +489,7 @@ class Store:
             )
         if cursor.rowcount != 1:
             return False
+        self._note_cancel(row.build_id, now)
         if racy and conn.execute(
             "SELECT 1 FROM entries WHERE build_id = ? AND kind = 'cancelled'", (row.build_id,)
         ).fetchone():

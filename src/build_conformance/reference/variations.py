@@ -53,6 +53,9 @@ VARIATIONS: dict[str, Variation] = _variations(
               "servers and gateways that buffer whole requests do: a client that waits for an early answer "
               "instead of sending stalls"),
     Variation("connection-close", "every response carries Connection: close and the server closes the connection"),
+    Variation("stores-lone-surrogates",
+              "a reason holding an escaped lone surrogate (\\ud800) is stored exactly and answered escaped again, "
+              "instead of refused: the other outcome BODY-02 allows"),
     Variation("transient-503",
               "every 25th request (API or control, counted server-wide) is answered 503 'temporarily unavailable' "
               "before it is handled, with Retry-After: 1 on every other one of them; nothing is changed"),

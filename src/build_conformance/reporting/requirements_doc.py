@@ -7,6 +7,8 @@ a selftest fails when the committed page is stale.
 from __future__ import annotations
 
 from build_conformance.judging.coverage import Coverage
+from build_conformance.judging.input_outcomes import INPUT_KINDS
+from build_conformance.judging.moments import HISTORIES
 
 HEADER = """# Requirements and where they are judged
 
@@ -35,4 +37,44 @@ def render(coverage: list[Coverage], families: dict[str, str]) -> str:
         if not entry.judged_by:
             lines.append("- (nothing judges this requirement)")
         lines.append("")
+    lines += _inputs() + _histories()
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _inputs() -> list[str]:
+    lines = [
+        "## Inputs judged by their allowed outcomes", "",
+        "Every kind of body carrying a reason that the contract lets a client send is sent (nothing is left out, "
+        "NUL and lone surrogates included); each is judged by the outcomes the catalogue allows for its kind, and "
+        "any other outcome fails the requirement named (a 5xx also fails GEN-01, an effect of a refusal GEN-03). "
+        "Where the catalogue is silent on a kind, the last column says so and says how the suite judges it "
+        "(`src/build_conformance/judging/input_outcomes.py`; results.json `coverage.inputs` counts what a run "
+        "sent and what it was answered).", "",
+        "| kind | examples | allowed outcomes | fails | the catalogue |",
+        "|---|---|---|---|---|",
+    ]
+    for kind in INPUT_KINDS.values():
+        lines.append(f"| {_cell(kind.title)} | {_cell(kind.examples)} | {_cell(kind.allowed())} | "
+                     f"{kind.requirement} | {'**silent** — ' if kind.silent else ''}{_cell(kind.catalogue)} |")
+    return [*lines, ""]
+
+
+def _histories() -> list[str]:
+    lines = [
+        "## The moments a build is cancelled at", "",
+        "`tests/test_histories.py` cancels a waiting and a building build after each history and judges the cancel "
+        "as any cancel (STATE-01/02, BODY-02, STATE-05..08, LOG-03); results.json `coverage.histories` says which "
+        "histories a run reached, at which age, and why any was not "
+        "(`src/build_conformance/judging/moments.py`). The catalogue names no history: every cancel is held to "
+        "the same requirements whatever came before it.", "",
+        "| history | before the owner's cancel |",
+        "|---|---|",
+    ]
+    for history in HISTORIES.values():
+        needs = f" (needs {history.needs})" if history.needs else ""
+        lines.append(f"| {_cell(history.title)} | {_cell(history.before)}{needs} |")
+    return [*lines, ""]
