@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from build_conformance.attribution import CURRENT_TEST
+from build_conformance.harness.estimate import estimate
 from build_conformance.harness.markers import HEAVY_MARKER, requirement_ids
 from build_conformance.judging.check import Check
 from build_conformance.judging.recorder import RECORDER
@@ -111,8 +112,11 @@ class ConcurrentCalls:
         if self._executor is None:
             return
         ahead = [item for item in items if item.nodeid not in self._submitted and _runs_ahead(item)]
-        # The longest tests start first, so none of them ends up alone at the end of the run.
-        ahead.sort(key=lambda item: item.get_closest_marker(HEAVY_MARKER) is None)
+        # The longest tests start first, so none of them ends up alone at the end of the run: the heavy ones,
+        # the one that asks for the most builds (a property's examples each ask for theirs) first.
+        profile = getattr(self.run, "profile", "standard")
+        ahead.sort(key=lambda item: (item.get_closest_marker(HEAVY_MARKER) is None,
+                                     -sum(estimate([item], profile).values())))
         for item in ahead:
             self._submitted.add(item.nodeid)
             self._futures[item.nodeid] = self._executor.submit(_in_own_context, item, self.run)

@@ -14,7 +14,7 @@ from build_conformance.judging.check import Check, RequirementFailed
 from build_conformance.judging.recorder import RECORDER
 from build_conformance.provisioning.protocol import CapabilityMissing, ProvisioningError
 from build_conformance.redaction import redact
-from build_conformance.target.transport import RequestBudgetExceeded, TargetUnavailable
+from build_conformance.target.transport import RequestBudgetExceeded, TargetUnavailable, WaitCutShort
 
 
 class ConformanceFailure(AssertionError):
@@ -49,10 +49,12 @@ def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.Ex
     failed = any(o.outcome == "fail" for o in RECORDER.problems_of(item.nodeid))
     skips = [e for e in leaves if isinstance(e, pytest.skip.Exception)]
     missing = [e for e in leaves if isinstance(e, CapabilityMissing)]
+    # A wait cut short because one of its kind already ran out in full: what needed it is not judged here.
+    spared = [e for e in leaves if isinstance(e, WaitCutShort)]
     unjudged = [e for e in leaves if isinstance(e, TargetUnavailable | ProvisioningError | RequestBudgetExceeded)
-                and not isinstance(e, CapabilityMissing)]
+                and not isinstance(e, CapabilityMissing | WaitCutShort)]
     failures = [e for e in leaves if isinstance(e, ConformanceFailure | RequirementFailed)]
-    others = [e for e in leaves if not any(e in group for group in (skips, missing, unjudged, failures))]
+    others = [e for e in leaves if not any(e in group for group in (skips, missing, spared, unjudged, failures))]
     if others:
         check.error(ids, f"{item.name}: the suite could not complete the test: {_describe(others[0])}")
     elif unjudged:
@@ -61,6 +63,10 @@ def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.Ex
         # A failure nobody recorded would vanish from results.json: it becomes an error, with its reason.
         check.error(ids, f"{item.name}: the test failed without recording which requirement broke: "
                          f"{_describe(failures[0])}")
+    elif spared and not failures:
+        reason = f"not judged: {redact(str(spared[0]))}"
+        check.not_run(ids, f"{item.name}: {reason}")
+        return reason if not failed else None
     elif missing and not failures:
         reason = f"precondition not reachable: {redact(str(missing[0]))}"
         check.not_run(ids, f"{item.name}: {reason}")

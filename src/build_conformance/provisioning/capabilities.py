@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from build_conformance.attribution import CURRENT_TEST
+from build_conformance.attribution import CURRENT_TEST, PIECE_COSTS
 from build_conformance.provisioning.ledger import Ledger
 from build_conformance.provisioning.pool import BuildPool
 from build_conformance.provisioning.protocol import (
@@ -87,6 +87,7 @@ class RecordingProvisioner:
     def _handed_out(self, build: ProvisionedBuild) -> ProvisionedBuild:
         """The build as the asking test gets it: attributed to it, noted, remembered for its release."""
         test = CURRENT_TEST.get()
+        PIECE_COSTS.add("builds")
         if build.made_by is not None and self.notes is not None:
             self.notes(test, f"relies on a build {build.made_by}")
         build = dataclasses.replace(build, test=test)
