@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conformance_bench.main import main  # noqa: E402  (the package sits beside this script)
+from conformance_bench.main import main
 
 if __name__ == "__main__":
     sys.exit(main())
