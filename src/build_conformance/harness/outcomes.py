@@ -42,7 +42,8 @@ def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.Ex
     leaves = _leaves(excinfo.value)
     flaky = [e for e in leaves if isinstance(e, hypothesis.errors.Flaky)]
     if flaky:
-        _record_flaky(check, item, ids, flaky[0])
+        for each in flaky:
+            _record_flaky(check, item, ids, each)
         leaves = [e for e in leaves if e not in flaky]
         if not leaves:
             return None
@@ -84,5 +85,6 @@ def _record_flaky(check: Check, item: pytest.Item, ids: tuple[str, ...], exc: Ba
     original = [leaf for inner in getattr(exc, "exceptions", ()) for leaf in _leaves(inner)]
     first = _describe(original[0]) if original else "an observation failed"
     reason = f"{item.name}: inconclusive: failed once ({first}), then passed when replayed"
-    if not RECORDER.downgrade_failures(item.nodeid, reason):
+    # A property's part that did not reproduce taints only what that part recorded (`shrinking.bounded`).
+    if not RECORDER.downgrade_failures(item.nodeid, reason, getattr(exc, "flaky_piece", None)):
         check.error(ids, reason)

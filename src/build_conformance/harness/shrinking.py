@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from hypothesis.control import current_build_context
-from hypothesis.errors import InvalidArgument, StopTest, UnsatisfiedAssumption
+from hypothesis.errors import Flaky, InvalidArgument, StopTest, UnsatisfiedAssumption
 from hypothesis.stateful import RuleBasedStateMachine
 
 from build_conformance.attribution import CURRENT_TEST, PIECE, PIECE_COSTS, SHOWCASE
@@ -112,7 +112,9 @@ class PartShrink:
 
 
 def bounded(part: Callable[[], None]) -> Callable[[], None]:
-    """A property part that, once its shrink budget stopped it, ends with its first failure."""
+    """A property part that, once its shrink budget stopped it, ends with its first failure. A failure that did
+    not reproduce (Hypothesis' Flaky) is marked with the part it came from (`flaky_piece`): only what that part
+    recorded is inconclusive, not its sibling parts' failures."""
 
     @functools.wraps(part)
     def run() -> None:
@@ -121,6 +123,9 @@ def bounded(part: Callable[[], None]) -> Callable[[], None]:
         except ShrinkingStopped as stopped:
             assert stopped.shrink.failure is not None
             raise stopped.shrink.failure from None
+        except Flaky as flaky:
+            flaky.flaky_piece = PIECE.get()  # type: ignore[attr-defined]
+            raise
 
     return run
 

@@ -94,11 +94,13 @@ class Recorder:
             if observation.outcome in ("fail", "error"):
                 self._by_test[observation.test].append(observation)
 
-    def downgrade_failures(self, test: str, reason: str) -> int:
-        """Turn the failures `test` recorded into errors (the run could not tell whether they are real, e.g.
-        a property that failed once and passed on replay); returns how many. Evidence is kept."""
+    def downgrade_failures(self, test: str, reason: str, piece: tuple[int, ...] | None = None) -> int:
+        """Turn the failures `test` recorded (in `piece` of it, when given) into errors (the run could not tell
+        whether they are real, e.g. a property's part that failed once and passed on replay); returns how
+        many. Evidence is kept."""
         with self._lock:
-            failed = [o for o in self._by_test.get(test, ()) if o.outcome == "fail"]
+            failed = [o for o in self._by_test.get(test, ()) if o.outcome == "fail"
+                      and (piece is None or tuple(o.piece[:len(piece)]) == piece)]
             for observation in failed:
                 tally = self._tallies[observation.requirement]
                 tally.counts["fail"] -= 1
