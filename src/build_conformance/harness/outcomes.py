@@ -7,6 +7,9 @@ ends as a status of the requirements the test observes, with the reason.
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 import hypothesis.errors
 import pytest
 
@@ -30,6 +33,15 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {redact(str(exc))[:500]}"
+
+
+def _where(exc: BaseException) -> str:
+    """Where an unexpected exception was raised (the innermost frame): a bug of the suite's, to report."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (raised at {Path(last.filename).name}:{last.lineno} in {last.name})"
 
 
 def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.ExceptionInfo[BaseException]
@@ -57,7 +69,8 @@ def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.Ex
     failures = [e for e in leaves if isinstance(e, ConformanceFailure | RequirementFailed)]
     others = [e for e in leaves if not any(e in group for group in (skips, missing, spared, unjudged, failures))]
     if others:
-        check.error(ids, f"{item.name}: the suite could not complete the test: {_describe(others[0])}")
+        check.error(ids, f"{item.name}: the suite could not complete the test: {_describe(others[0])}"
+                         f"{_where(others[0])}")
     elif unjudged:
         check.error(ids, f"{item.name}: could not judge: {redact(str(unjudged[0]))}")
     elif failures and not failed:

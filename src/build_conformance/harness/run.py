@@ -16,7 +16,7 @@ import hypothesis
 from hypothesis.stateful import RuleBasedStateMachine
 from hypothesis.strategies import SearchStrategy
 
-from build_conformance.attribution import CURRENT_TEST
+from build_conformance.attribution import CURRENT_TEST, PIECE
 from build_conformance.config import EXTERNAL_MAX_REQUESTS, ConfigError, RunConfig
 from build_conformance.harness.demand import Demand
 from build_conformance.harness.embedded import Target
@@ -168,16 +168,14 @@ class ConformanceRun:
         """`test` as a Hypothesis property over `strategies`, its examples split in parts run side by side, each
         shrinking a failure on a budget (`shrinking.py`)."""
 
-        def part(seed: int, examples: int) -> Callable[[], None]:
-            def run() -> None:
-                shrink = self.shrinks.part(label, examples)
-                given = hypothesis.given(**strategies)(budgeted_test(test, shrink))
-                self.property_settings(standard, seed=seed, examples=examples)(given)()
-
-            return run
-
-        run_all([bounded(part(seed, examples)) for seed, examples in self.property_parts(standard, label)],
-                workers=self.workers)
+        # Built here, one after another, as Hypothesis decorates the same `test` for each part; each runs as the
+        # k-th piece of this test (run_all).
+        parts = []
+        for index, (seed, examples) in enumerate(self.property_parts(standard, label)):
+            shrink = self.shrinks.part(label, examples, piece=(*PIECE.get(), index))
+            given = hypothesis.given(**strategies)(budgeted_test(test, shrink))
+            parts.append(bounded(self.property_settings(standard, seed=seed, examples=examples)(given)))
+        run_all(parts, workers=self.workers)
 
     def run_parts(self, parts: list[Callable[[], None]]) -> None:
         """Independent parts of one test (e.g. a property's parts), several at once; a part whose shrink budget

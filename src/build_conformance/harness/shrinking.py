@@ -144,9 +144,10 @@ class Shrinks:
     parts: list[PartShrink] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def part(self, label: str, planned: int) -> PartShrink:
-        """The budget of the property part running in this context (its test and piece)."""
-        shrink = PartShrink(CURRENT_TEST.get(), PIECE.get(), label, planned)
+    def part(self, label: str, planned: int, piece: tuple[int, ...] | None = None) -> PartShrink:
+        """The budget of a property part of the current test: the one running in this context, or the one that
+        will run as `piece`."""
+        shrink = PartShrink(CURRENT_TEST.get(), PIECE.get() if piece is None else piece, label, planned)
         with self._lock:
             self.parts.append(shrink)
         return shrink
