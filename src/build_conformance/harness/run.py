@@ -355,9 +355,14 @@ def open_run(
     provisioner.pool = BuildPool(provisioner.make, depth)
     api = CancelApi(transport, target.api_url, target.tokens, ledger.owns, checks.inspect, run_marker)
     accepted = getattr(provisioner.inner, "cancel_accepted", None)
-    if callable(accepted):
-        # A waiting build whose cancel was accepted no longer queues in front of the platform's next builds.
-        api.on_accepted = accepted
+
+    def cancel_accepted(build_id: str) -> None:
+        ledger.cancel_accepted(build_id)  # the end-of-run cleanup need not cancel it again
+        if callable(accepted):
+            # A waiting build whose cancel was accepted no longer queues in front of the platform's next builds.
+            accepted(build_id)
+
+    api.on_accepted = cancel_accepted
     return ConformanceRun(
         config=config,
         target=target,
@@ -439,7 +444,7 @@ def clean_up(run: ConformanceRun, *, sweep: bool = False) -> dict[str, Any]:
         if started is not None:
             entered = {b.build_id for b in builds}
             builds += [b for b in started() if b.build_id not in entered]
-        report = cancel_leftovers(run.context, builds)
+        report = cancel_leftovers(run.context, run.ledger.still_to_clean(builds))
         summary: dict[str, Any] = {}
         if sweep and started is not None:
             known = {b.build_id for b in builds}

@@ -44,6 +44,9 @@ from build_conformance.target.streaming import send_reading_while_writing
 # Bodies above this size are sent by the client that reads while it writes (BODY-05).
 STREAMED_BODY = 256 * 1024
 MAX_RETRY_AFTER = 30.0
+# httpx clients per route, each with its own connection pool, a thread using the one its id picks: one pool's
+# lock, taken to start and to close every response, made dozens of threads queue behind each other.
+CLIENT_SHARDS = 8
 
 
 class TargetUnavailable(Exception):
@@ -86,7 +89,8 @@ class Transport:
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings
-        self._clients: dict[tuple[Proxy | None, str], httpx.Client] = {}  # per route: proxy (or none), scheme
+        # Per route (proxy or none, scheme) and shard (CLIENT_SHARDS).
+        self._clients: dict[tuple[Proxy | None, str, int], httpx.Client] = {}
         self._lock = threading.Lock()
         self._sent = 0
         self._rate = AdaptiveRate(settings.rate_limit, adaptive=settings.adaptive_rate)
@@ -117,11 +121,12 @@ class Transport:
         connection = self.settings.connection
         proxy = connection.proxy_for(origin)
         scheme = urlsplit(origin).scheme
+        key = (proxy, scheme, threading.get_native_id() % CLIENT_SHARDS)
         with self._lock:
-            client = self._clients.get((proxy, scheme))
+            client = self._clients.get(key)
             if client is None:
-                limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-                client = self._clients[(proxy, scheme)] = httpx.Client(
+                limits = httpx.Limits(max_connections=16, max_keepalive_connections=8)
+                client = self._clients[key] = httpx.Client(
                     timeout=httpx.Timeout(self.settings.request_timeout),
                     headers={"User-Agent": USER_AGENT},
                     follow_redirects=False,
