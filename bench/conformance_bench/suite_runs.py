@@ -73,7 +73,7 @@ def suite_command(profile: str, *, seed: int, report_dir: Path, fault: str | Non
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     if fault:
-        argv += ["--fault", fault, *FAULTS[fault].suite_args]
+        argv += ["--fault", fault, *(FAULTS[fault].suite_args if fault in FAULTS else ())]
     if durations:
         argv += ["--", f"--durations={durations}"]
     return argv
