@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -87,7 +86,6 @@ class ConformanceRun:
     settle_waits: SettleWaits | None = None
     # Every property part's shrink budget and what it spent.
     shrinks: Shrinks = field(default_factory=Shrinks)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         if self.settle_waits is None:
