@@ -119,7 +119,7 @@ class ProvisionerContext:
                                        label=f"{what} {method} {path}", idempotent=idempotent,
                                        kind=f"{what} {method} {_path_kind(path)}")
         if exchange.response is None and idempotent and exchange.cut_short and not exchange.timed_out:
-            raise WaitCutShort(f"{what}: {exchange.request.request_line}: {exchange.cut_short}")
+            raise ProvisioningCutShort(f"{what}: {exchange.request.request_line}: {exchange.cut_short}")
         if exchange.response is None and idempotent:
             raise ProvisioningError(f"{what} unreachable: {exchange.describe()}")
         return exchange
@@ -128,3 +128,8 @@ class ProvisionerContext:
 def _path_kind(path: str) -> str:
     """The path of a provisioning call with the build it names left out: the calls a server treats alike."""
     return re.sub(r"(/builds/)[^/?]+", r"\1{id}", path.split("?", 1)[0])
+
+
+class ProvisioningCutShort(ProvisioningError, WaitCutShort):
+    """A provisioning call cut short (`target/patience.py`): a provisioning error to its callers, a wait cut short
+    (not judged, not an error) to the test it was for."""
