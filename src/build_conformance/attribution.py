@@ -8,6 +8,11 @@ fan-out (`harness.parallel.each`, a property's k-th part, the k-th of a burst of
 is its parent's piece plus `(k,)`. Work inside one piece is sequential, so (test, piece, the order of
 an observation within its piece) orders observations the same way whatever the threads' timing:
 the recorder picks its "first" failed observation by that order, never by wall-clock arrival.
+
+`SHOWCASE` numbers the examples a property part runs after its first failure (0 before): Hypothesis only
+tries candidates smaller than the smallest failure so far, so what the latest of them recorded is the
+example a report shows first. `PIECE_COSTS` counts requests and builds per test and top-level piece (a
+property's part), so a part's shrinking can be bounded in both.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections import Counter
 
 CURRENT_TEST: contextvars.ContextVar[str] = contextvars.ContextVar("CURRENT_TEST", default="")
 PIECE: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar("PIECE", default=())
+SHOWCASE: contextvars.ContextVar[int] = contextvars.ContextVar("SHOWCASE", default=0)
 
 
 def piece_context(index: int) -> contextvars.Context:
@@ -48,3 +54,23 @@ class RequestTally:
 
 
 REQUESTS_BY_TEST = RequestTally()
+
+
+class PieceCosts:
+    """Requests sent and builds handed out, per (test, top-level piece): what each part of a property costs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, tuple[int, ...], str]] = Counter()
+
+    def add(self, what: str) -> None:
+        key = (CURRENT_TEST.get(), PIECE.get()[:1], what)
+        with self._lock:
+            self._counts[key] += 1
+
+    def get(self, test: str, piece: tuple[int, ...], what: str) -> int:
+        with self._lock:
+            return self._counts[(test, piece[:1], what)]
+
+
+PIECE_COSTS = PieceCosts()

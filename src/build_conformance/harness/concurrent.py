@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from build_conformance.attribution import CURRENT_TEST
+from build_conformance.harness.estimate import estimate
 from build_conformance.harness.markers import HEAVY_MARKER, requirement_ids
 from build_conformance.judging.check import Check
 from build_conformance.judging.recorder import RECORDER
@@ -51,6 +52,32 @@ def _serialise_ast_parsing() -> None:
 
     serialised._build_conformance_serialised = True  # type: ignore[attr-defined]
     ast.parse = serialised
+
+
+def _retry_lambda_sources() -> None:
+    """Hypothesis describes a lambda by recompiling it, and to do so maps `sys.modules` in a comprehension; a
+    module imported by another thread meanwhile (a test's first use of a library) makes that comprehension
+    fail with "dictionary changed size during iteration". The description is tried again instead."""
+    try:
+        from hypothesis.internal import lambda_sources
+    except ImportError:  # another Hypothesis: nothing to guard
+        return
+    mimic = getattr(lambda_sources, "_mimic_lambda_from_node", None)
+    if mimic is None or getattr(mimic, "_build_conformance_retried", False):
+        return
+
+    @functools.wraps(mimic)
+    def retried(*args: Any, **kwargs: Any) -> Any:
+        for _ in range(4):
+            try:
+                return mimic(*args, **kwargs)
+            except RuntimeError as exc:
+                if "changed size during iteration" not in str(exc):
+                    raise
+        return mimic(*args, **kwargs)
+
+    retried._build_conformance_retried = True  # type: ignore[attr-defined]
+    lambda_sources._mimic_lambda_from_node = retried
 
 
 @dataclass
@@ -81,6 +108,7 @@ class ConcurrentCalls:
             # running) must still shut the pool down, or its idle threads keep the interpreter from exiting.
             if run is not None and self.workers > 1 and not session.config.option.collectonly:
                 _serialise_ast_parsing()
+                _retry_lambda_sources()
                 self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="conformance-test")
                 # A pytest-xdist worker collects every test but runs only those its controller sends it, a
                 # few at a time: it starts what it has been sent (see pytest_runtest_protocol), never the rest.
@@ -111,8 +139,11 @@ class ConcurrentCalls:
         if self._executor is None:
             return
         ahead = [item for item in items if item.nodeid not in self._submitted and _runs_ahead(item)]
-        # The longest tests start first, so none of them ends up alone at the end of the run.
-        ahead.sort(key=lambda item: item.get_closest_marker(HEAVY_MARKER) is None)
+        # The longest tests start first, so none of them ends up alone at the end of the run: the heavy ones,
+        # the one that asks for the most builds (a property's examples each ask for theirs) first.
+        profile = getattr(self.run, "profile", "standard")
+        ahead.sort(key=lambda item: (item.get_closest_marker(HEAVY_MARKER) is None,
+                                     -sum(estimate([item], profile).values())))
         for item in ahead:
             self._submitted.add(item.nodeid)
             self._futures[item.nodeid] = self._executor.submit(_in_own_context, item, self.run)

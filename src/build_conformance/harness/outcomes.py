@@ -7,6 +7,9 @@ ends as a status of the requirements the test observes, with the reason.
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 import hypothesis.errors
 import pytest
 
@@ -14,7 +17,7 @@ from build_conformance.judging.check import Check, RequirementFailed
 from build_conformance.judging.recorder import RECORDER
 from build_conformance.provisioning.protocol import CapabilityMissing, ProvisioningError
 from build_conformance.redaction import redact
-from build_conformance.target.transport import RequestBudgetExceeded, TargetUnavailable
+from build_conformance.target.transport import RequestBudgetExceeded, TargetUnavailable, WaitCutShort
 
 
 class ConformanceFailure(AssertionError):
@@ -32,6 +35,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {redact(str(exc))[:500]}"
 
 
+def _where(exc: BaseException) -> str:
+    """Where an unexpected exception was raised (the innermost frame): a bug of the suite's, to report."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (raised at {Path(last.filename).name}:{last.lineno} in {last.name})"
+
+
 def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.ExceptionInfo[BaseException]
                      ) -> str | None:
     """Turn the exception a test ended with into statuses of the requirements it observes.
@@ -42,25 +54,33 @@ def record_exception(item: pytest.Item, ids: tuple[str, ...], excinfo: pytest.Ex
     leaves = _leaves(excinfo.value)
     flaky = [e for e in leaves if isinstance(e, hypothesis.errors.Flaky)]
     if flaky:
-        _record_flaky(check, item, ids, flaky[0])
+        for each in flaky:
+            _record_flaky(check, item, ids, each)
         leaves = [e for e in leaves if e not in flaky]
         if not leaves:
             return None
     failed = any(o.outcome == "fail" for o in RECORDER.problems_of(item.nodeid))
     skips = [e for e in leaves if isinstance(e, pytest.skip.Exception)]
     missing = [e for e in leaves if isinstance(e, CapabilityMissing)]
+    # A wait cut short because one of its kind already ran out in full: what needed it is not judged here.
+    spared = [e for e in leaves if isinstance(e, WaitCutShort)]
     unjudged = [e for e in leaves if isinstance(e, TargetUnavailable | ProvisioningError | RequestBudgetExceeded)
-                and not isinstance(e, CapabilityMissing)]
+                and not isinstance(e, CapabilityMissing | WaitCutShort)]
     failures = [e for e in leaves if isinstance(e, ConformanceFailure | RequirementFailed)]
-    others = [e for e in leaves if not any(e in group for group in (skips, missing, unjudged, failures))]
+    others = [e for e in leaves if not any(e in group for group in (skips, missing, spared, unjudged, failures))]
     if others:
-        check.error(ids, f"{item.name}: the suite could not complete the test: {_describe(others[0])}")
+        check.error(ids, f"{item.name}: the suite could not complete the test: {_describe(others[0])}"
+                         f"{_where(others[0])}")
     elif unjudged:
         check.error(ids, f"{item.name}: could not judge: {redact(str(unjudged[0]))}")
     elif failures and not failed:
         # A failure nobody recorded would vanish from results.json: it becomes an error, with its reason.
         check.error(ids, f"{item.name}: the test failed without recording which requirement broke: "
                          f"{_describe(failures[0])}")
+    elif spared and not failures:
+        reason = f"not judged: {redact(str(spared[0]))}"
+        check.not_run(ids, f"{item.name}: {reason}")
+        return reason if not failed else None
     elif missing and not failures:
         reason = f"precondition not reachable: {redact(str(missing[0]))}"
         check.not_run(ids, f"{item.name}: {reason}")
@@ -78,5 +98,6 @@ def _record_flaky(check: Check, item: pytest.Item, ids: tuple[str, ...], exc: Ba
     original = [leaf for inner in getattr(exc, "exceptions", ()) for leaf in _leaves(inner)]
     first = _describe(original[0]) if original else "an observation failed"
     reason = f"{item.name}: inconclusive: failed once ({first}), then passed when replayed"
-    if not RECORDER.downgrade_failures(item.nodeid, reason):
+    # A property's part that did not reproduce taints only what that part recorded (`shrinking.bounded`).
+    if not RECORDER.downgrade_failures(item.nodeid, reason, getattr(exc, "flaky_piece", None)):
         check.error(ids, reason)

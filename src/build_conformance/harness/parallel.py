@@ -10,6 +10,7 @@ the recorder orders observations by piece, so the evidence shown first is the sa
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -23,6 +24,13 @@ R = TypeVar("R")
 PROPERTY_PARTS = 4
 # At most this many pieces of one test at once: tests themselves already run several at once.
 PER_TEST = 4
+# Threads that run property parts, kept for the whole run: Hypothesis registers a random generator the first
+# time it runs in a thread, and that registration collects the garbage of the whole process and scans every
+# object (about 0.1 s each), so fresh threads for every property would pay it again and again.
+PART_THREADS = 64
+_PART_PREFIX = "conformance-part"
+_part_pool: ThreadPoolExecutor | None = None
+_part_lock = threading.Lock()
 
 
 def part_seed(seed: int, label: str, part: int) -> int:
@@ -65,5 +73,40 @@ def _raise(errors: list[Exception]) -> None:
 
 
 def run_all(parts: Sequence[Callable[[], None]], *, workers: int) -> None:
-    """Run every part (up to `workers` at once); raise as `each` does."""
-    each(lambda part: part(), parts, workers=workers)
+    """Run every part (up to `workers` at once, on the run's long-lived part threads); raise as `each` does."""
+    pieces = list(parts)
+    lanes = min(workers, PER_TEST, len(pieces))
+    if lanes <= 1 or threading.current_thread().name.startswith(_PART_PREFIX):
+        each(lambda part: part(), pieces, workers=workers)  # one at a time, or nested: no shared threads
+        return
+    global _part_pool
+    with _part_lock:
+        if _part_pool is None:
+            _part_pool = ThreadPoolExecutor(max_workers=PART_THREADS, thread_name_prefix=_PART_PREFIX)
+        pool = _part_pool
+    # `lanes` tasks on the shared threads, each taking the next part until none is left (in order).
+    contexts = [piece_context(index) for index in range(len(pieces))]  # the caller's: each part is its piece
+    errors: list[BaseException | None] = [None] * len(pieces)
+    queue = iter(range(len(pieces)))
+    taking = threading.Lock()
+    interrupted = threading.Event()
+
+    def lane() -> None:
+        while not interrupted.is_set():
+            with taking:
+                index = next(queue, None)
+            if index is None:
+                return
+            try:
+                contexts[index].run(pieces[index])
+            except BaseException as raised:  # every part runs; the first error is raised below
+                errors[index] = raised
+                if not isinstance(raised, Exception):
+                    interrupted.set()  # an interruption: no further parts
+
+    for future in [pool.submit(lane) for _ in range(lanes)]:
+        future.result()
+    interruption = next((e for e in errors if e is not None and not isinstance(e, Exception)), None)
+    if interruption is not None:
+        raise interruption  # an interruption: no grouping
+    _raise([e for e in errors if isinstance(e, Exception)])

@@ -7,6 +7,7 @@ xdist hand-over (`xdist`), what a test's outcome means (`outcomes`), results and
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Generator
@@ -28,7 +29,15 @@ from build_conformance.harness.markers import BUILDS_MARKER, HEAVY_MARKER, MARKE
 from build_conformance.harness.options import add_options, option_values
 from build_conformance.harness.outcomes import ConformanceFailure, record_exception
 from build_conformance.harness.preflight import PreflightError, preflight
-from build_conformance.harness.run import ConformanceRun, builds_summary, clean_up, open_run, rate_summary
+from build_conformance.harness.run import (
+    ConformanceRun,
+    builds_summary,
+    clean_up,
+    open_run,
+    rate_summary,
+    shortcuts_of,
+    shortcuts_summary,
+)
 from build_conformance.harness.state import STATE_KEY, PluginState, plugin_state
 from build_conformance.judging.check import Check
 from build_conformance.judging.explanations import EXPLANATIONS
@@ -166,6 +175,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         return
     requests, ledger = xdist.merge_worker_output(output)
     state.worker_rates.append(output.get("rate") or {})
+    state.worker_shortcuts.append(output.get("shortcuts") or {})
     if output.get("cleanup"):
         state.cleanups.append(output["cleanup"])
     state.extra_requests += requests
@@ -198,6 +208,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     recording = state.session.recording if state.session is not None else None
     if recording is not None:  # each entry of the recording names the requirements its test observes
         recording.requirements.update({item.nodeid: requirement_ids(item) for item in conformance_items})
+    # What imports, collection and preflight made lives as long as the run: out of the garbage collector's
+    # way, so its collections (and Hypothesis' full collection the first time it runs in a thread) only
+    # walk what the tests make.
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")
@@ -305,6 +319,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         costs=TestCosts({**state.completeness.durations, **state.concurrent.body_durations},
                         REQUESTS_BY_TEST.export()),
         rate=rate_summary(run.transport, state.worker_rates),
+        shortcuts=shortcuts_summary([shortcuts_of(run), *state.worker_shortcuts]),
         builds=builds_summary(run, state.cleanups),
         explanations=EXPLANATIONS.export(),
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -13,13 +12,16 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import hypothesis
+from hypothesis.stateful import RuleBasedStateMachine
 from hypothesis.strategies import SearchStrategy
 
-from build_conformance.attribution import CURRENT_TEST
+from build_conformance.attribution import CURRENT_TEST, PIECE
 from build_conformance.config import EXTERNAL_MAX_REQUESTS, ConfigError, RunConfig
 from build_conformance.harness.demand import Demand
 from build_conformance.harness.embedded import Target
 from build_conformance.harness.parallel import PROPERTY_PARTS, each, part_seed, run_all
+from build_conformance.harness.settling import SettleWaits
+from build_conformance.harness.shrinking import Shrinks, bounded, budgeted_machine, budgeted_test
 from build_conformance.inputs.bodies import encode
 from build_conformance.inputs.ids import UnknownIdPlan
 from build_conformance.judging.check import Check
@@ -31,7 +33,6 @@ from build_conformance.provisioning.capabilities import Capabilities, RecordingP
 from build_conformance.provisioning.cleanup import cancel_builds, cancel_leftovers, find_run_builds
 from build_conformance.provisioning.control import ControlProvisioner
 from build_conformance.provisioning.ledger import Ledger
-from build_conformance.provisioning.polling import poll
 from build_conformance.provisioning.pool import BuildPool
 from build_conformance.provisioning.protocol import (
     TERMINAL,
@@ -42,7 +43,7 @@ from build_conformance.provisioning.protocol import (
     Snapshot,
 )
 from build_conformance.provisioning.public_api import PublicApiProvisioner
-from build_conformance.redaction import REDACTOR
+from build_conformance.redaction import REDACTOR, redact
 from build_conformance.target.cancel_api import JSON_MEDIA_TYPE, CancelApi, Expectation
 from build_conformance.target.connection import ConnectionSetupError, policy_of
 from build_conformance.target.exchange import Exchange
@@ -52,9 +53,6 @@ from build_conformance.target.transport import RequestBudgetExceeded, TargetUnav
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 R = TypeVar("R")
-
-# How long a wait lasts once the same transition already failed to settle within the full settle timeout.
-SHORTENED_SETTLE = 3.0
 
 # Generated examples per property, by profile.
 EXAMPLES = {"quick": 0.2, "standard": 1.0, "certify": 5.0}
@@ -82,13 +80,24 @@ class ConformanceRun:
     unknown_id_plan: UnknownIdPlan | None = None
     server_identity: str | None = None  # what the target's answers say it runs (a version header), if anything
     definition_notes: list[str] = field(default_factory=list)  # what the platform said of the build definitions
-    # Transitions that did not complete within the full settle timeout, and the test that saw it first.
-    unsettled: dict[str, str] = field(default_factory=dict)
     # The statuses the tests not yet finished will ask for (None: not known, e.g. a pytest-xdist controller).
     demand: Demand | None = None
     history: HistoryOracle | None = None  # the oracle over every provisioned build's whole history
     recording: HarRecording | None = None  # every exchange, with --record
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Settle waits, per kind of transition: which did not complete in full, so later ones are shortened.
+    settle_waits: SettleWaits | None = None
+    # Every property part's shrink budget and what it spent.
+    shrinks: Shrinks = field(default_factory=Shrinks)
+
+    def __post_init__(self) -> None:
+        if self.settle_waits is None:
+            self.settle_waits = SettleWaits(self.config.settle_timeout)
+
+    @property
+    def unsettled(self) -> dict[str, str]:
+        """Transitions that did not complete within the full settle timeout, and the test that saw it first."""
+        assert self.settle_waits is not None
+        return self.settle_waits.unsettled
 
     @property
     def budget(self) -> BuildBudget:
@@ -123,11 +132,15 @@ class ConformanceRun:
 
     def property_settings(self, standard: int, *, seed: int | None = None, examples: int | None = None
                           ) -> Callable[[F], F]:
-        """Seeded, database-free hypothesis settings so a run replays exactly from its seed."""
+        """Seeded, database-free hypothesis settings so a run replays exactly from its seed. A state machine
+        (applied in the part that runs it) also gets the part's shrink budget (`shrinking.py`)."""
 
         def apply(fn: F) -> F:
+            planned = examples if examples is not None else self.examples(standard)
+            if isinstance(fn, type) and issubclass(fn, RuleBasedStateMachine):
+                fn = cast(F, budgeted_machine(fn, self.shrinks.part(fn.__name__, planned)))
             configured = hypothesis.settings(
-                max_examples=examples if examples is not None else self.examples(standard),
+                max_examples=planned,
                 deadline=None,
                 database=None,
                 suppress_health_check=list(hypothesis.HealthCheck),
@@ -136,6 +149,8 @@ class ConformanceRun:
                 # The explain phase replays a failure under coverage tracing: slow against a network
                 # target, and the shrunk example plus the seed are what a server engineer needs.
                 phases=[phase for phase in hypothesis.Phase if phase is not hypothesis.Phase.explain],
+                # The first failure ends generation: more examples would show it again, and shrink again.
+                report_multiple_bugs=False,
             )(fn)
             return hypothesis.seed(self.seed if seed is None else seed)(configured)
 
@@ -150,14 +165,22 @@ class ConformanceRun:
 
     def check_property(self, test: Callable[..., None], *, standard: int, label: str,
                        **strategies: SearchStrategy[Any]) -> None:
-        """`test` as a Hypothesis property over `strategies`, its examples split in parts run side by side."""
-        parts = [self.property_settings(standard, seed=seed, examples=examples)(hypothesis.given(**strategies)(test))
-                 for seed, examples in self.property_parts(standard, label)]
+        """`test` as a Hypothesis property over `strategies`, its examples split in parts run side by side, each
+        shrinking a failure on a budget (`shrinking.py`)."""
+
+        # Built here, one after another, as Hypothesis decorates the same `test` for each part; each runs as the
+        # k-th piece of this test (run_all).
+        parts = []
+        for index, (seed, examples) in enumerate(self.property_parts(standard, label)):
+            shrink = self.shrinks.part(label, examples, piece=(*PIECE.get(), index))
+            given = hypothesis.given(**strategies)(budgeted_test(test, shrink))
+            parts.append(bounded(self.property_settings(standard, seed=seed, examples=examples)(given)))
         run_all(parts, workers=self.workers)
 
     def run_parts(self, parts: list[Callable[[], None]]) -> None:
-        """Independent parts of one test (e.g. a property's parts), several at once."""
-        run_all(parts, workers=self.workers)
+        """Independent parts of one test (e.g. a property's parts), several at once; a part whose shrink budget
+        ran out ends with its first failure (`shrinking.bounded`)."""
+        run_all([bounded(part) for part in parts], workers=self.workers)
 
     def each(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """`fn` over independent `items`, several at once (in order, for results and evidence)."""
@@ -172,24 +195,18 @@ class ConformanceRun:
     def settle(
         self, build_id: str, done: Callable[[Snapshot], bool], tenant: str = "A"
     ) -> tuple[Snapshot | None, bool]:
-        """Observe the build until `done` or the settle timeout; returns the last observation and whether.
+        """Observe the build until `done`, a terminal status that is not, or the settle timeout; returns the last
+        observation and whether `done`.
 
         Once a pending cancellation of a build in some status has failed to settle within the full
-        timeout (which the waiting test records), later waits for the same transition are short: the
-        condition is already shown to fail, and a run must not spend the timeout again and again.
+        timeout (which the waiting test records), later waits for the same transition are shortened
+        (`settling.py`): the condition is already shown to fail, and a run must not spend the timeout again
+        and again. A shortened wait that ends unsettled raises `WaitCutShort` (its test's judgements that
+        needed the settled build are not run, with the earlier failure as the reason).
         """
+        assert self.settle_waits is not None
         first = self.observe(build_id, tenant)
-        transition = f"the cancellation of a {first.status} build" if first is not None and first.cancel_pending \
-            else None
-        timeout = self.settle_timeout
-        with self._lock:
-            if transition in self.unsettled:
-                timeout = min(timeout, SHORTENED_SETTLE)
-        snapshot, settled = poll(lambda: self.observe(build_id, tenant), done, timeout, first=first)
-        if not settled and transition is not None and timeout == self.settle_timeout:
-            with self._lock:
-                self.unsettled.setdefault(transition, CURRENT_TEST.get() or "the run")
-        return snapshot, settled
+        return self.settle_waits.wait(lambda: self.observe(build_id, tenant), done, first)
 
     def settled(self, build_id: str, tenant: str = "A") -> Snapshot | None:
         """The build once terminal (or as last seen when the settle timeout ran out)."""
@@ -357,9 +374,14 @@ def open_run(
     api = CancelApi(transport, target.api_url, target.tokens, ledger.owns, inspect, run_marker)
     api.on_sending = oracle.sending
     accepted = getattr(provisioner.inner, "cancel_accepted", None)
-    if callable(accepted):
-        # A waiting build whose cancel was accepted no longer queues in front of the platform's next builds.
-        api.on_accepted = accepted
+
+    def cancel_accepted(build_id: str) -> None:
+        ledger.cancel_accepted(build_id)  # the end-of-run cleanup need not cancel it again
+        if callable(accepted):
+            # A waiting build whose cancel was accepted no longer queues in front of the platform's next builds.
+            accepted(build_id)
+
+    api.on_accepted = cancel_accepted
     return ConformanceRun(
         config=config,
         target=target,
@@ -383,6 +405,38 @@ def rate_summary(transport: Transport, workers: list[dict[str, Any]]) -> dict[st
             "ceiling_per_s": report.ceiling_per_s, "backoffs": report.backoffs + sum(w.get("backoffs", 0)
                                                                                     for w in workers),
             "adaptive": adaptive}
+
+
+def shortcuts_of(run: ConformanceRun) -> dict[str, Any]:
+    """What this process did not spend again once a failure was shown (results.json `shortcuts`)."""
+    assert run.settle_waits is not None
+    return {"requests": run.transport.patience.report(), "settles": run.settle_waits.report(),
+            "shrinking": run.shrinks.report()}
+
+
+def shortcuts_summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The shortcuts of every process of the run in one (per kind: the first seen, the counts added), with the
+    request lines redacted; empty when nothing was shortened or stopped."""
+    merged: dict[str, Any] = {}
+    for key in ("requests", "settles"):
+        kinds: dict[str, dict[str, Any]] = {}
+        for part in parts:
+            for entry in part.get(key, []):
+                known = kinds.setdefault(entry["kind"], {**entry, "shortened": 0, "cut_short": 0})
+                known["shortened"] += entry["shortened"]
+                known["cut_short"] += entry["cut_short"]
+        if kinds:
+            merged[key] = [{**k, **({"request": redact(k["request"])} if "request" in k else {})}
+                           for _, k in sorted(kinds.items())]
+    shrinking = [p["shrinking"] for p in parts if p.get("shrinking")]
+    if any(s["parts_failed"] for s in shrinking):
+        merged["shrinking"] = {
+            **{key: sum(s[key] for s in shrinking) for key in ("parts_failed", "examples_after_failure",
+                                                                "stopped_by_budget")},
+            "budget": shrinking[0]["budget"],
+            "properties": sorted({p for s in shrinking for p in s["properties"]}),
+        }
+    return merged
 
 
 def clean_up(run: ConformanceRun, *, sweep: bool = False) -> dict[str, Any]:
@@ -409,7 +463,7 @@ def clean_up(run: ConformanceRun, *, sweep: bool = False) -> dict[str, Any]:
         if started is not None:
             entered = {b.build_id for b in builds}
             builds += [b for b in started() if b.build_id not in entered]
-        report = cancel_leftovers(run.context, builds)
+        report = cancel_leftovers(run.context, run.ledger.still_to_clean(builds))
         summary: dict[str, Any] = {}
         if sweep and started is not None:
             known = {b.build_id for b in builds}

@@ -23,6 +23,7 @@ class PluginState:
     results_path: Path | None = None
     extra_requests: int = 0
     worker_rates: list[dict[str, Any]] = field(default_factory=list)
+    worker_shortcuts: list[dict[str, Any]] = field(default_factory=list)
     cleanups: list[dict[str, Any]] = field(default_factory=list)  # per process: what the cleanup did
     worker_ledgers: list[dict[str, Any]] = field(default_factory=list)
     report_paths: list[Path] = field(default_factory=list)

@@ -13,7 +13,7 @@ import pytest
 from build_conformance.attribution import REQUESTS_BY_TEST
 from build_conformance.config import RunConfig
 from build_conformance.harness.embedded import Target
-from build_conformance.harness.run import ConformanceRun, open_run
+from build_conformance.harness.run import ConformanceRun, open_run, shortcuts_of
 from build_conformance.judging.explanations import EXPLANATIONS
 from build_conformance.judging.recorder import RECORDER
 from build_conformance.provisioning.capabilities import Capabilities
@@ -74,6 +74,7 @@ def worker_output(run: ConformanceRun) -> dict[str, Any]:
         "requests_sent": run.transport.requests_sent,
         "requests_by_test": REQUESTS_BY_TEST.export(),
         "rate": dataclasses.asdict(run.transport.rate_report()),
+        "shortcuts": shortcuts_of(run),
         "ledger": run.ledger.as_list(),
         **({"recording": run.recording.export()} if run.recording is not None else {}),
     }

@@ -4,7 +4,9 @@ Which observations are kept as evidence (a few per requirement and outcome; ever
 which one is "the first" does not depend on the order in which concurrent tests, a test's parallel
 pieces or pytest-xdist workers happened to report: observations are ordered by their test (preflight
 first, then by pytest node id), the piece of the test they came from (`attribution.PIECE`) and their
-place within that piece, which are the same in every run of the same seed and selection.
+place within that piece, which are the same in every run of the same seed and selection. Within a test,
+what a property's part recorded while shrinking comes first, the latest (smallest) example first
+(`attribution.SHOWCASE`): the small example is the one a report shows.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from build_conformance.attribution import CURRENT_TEST, PIECE
+from build_conformance.attribution import CURRENT_TEST, PIECE, SHOWCASE
 from build_conformance.redaction import redact
 
 Outcome = Literal["pass", "fail", "error", "not-run"]
@@ -37,13 +39,15 @@ class Observation:
     # Where it was made: the piece of its test (attribution.PIECE) and its place in that piece (set by `record`).
     piece: list[int] = field(default_factory=list)
     seq: int = -1
+    showcase: int = 0  # the example after a property part's first failure it was made in (0: none)
 
     @property
-    def order(self) -> tuple[int, str, tuple[int, ...], int]:
+    def order(self) -> tuple[int, str, tuple[int, ...], int, tuple[int, ...], int]:
         """Its place among the run's observations: the same whatever the scheduling (see the module's doc)."""
         test = self.test or ""
         rank = 0 if test in _BEFORE_TESTS else 1 if "::" in test else 2
-        return rank, test, tuple(self.piece), self.seq
+        # Within a test's top-level piece (a property's part), the latest example after its first failure first.
+        return rank, test, tuple(self.piece[:1]), -self.showcase, tuple(self.piece), self.seq
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"test": self.test, "message": redact(self.message)}
@@ -115,6 +119,7 @@ class Recorder:
         if not observation.test:
             observation.test = CURRENT_TEST.get()
         piece = PIECE.get()
+        observation.showcase = observation.showcase or SHOWCASE.get()
         with self._lock:
             observation.piece = list(piece)
             observation.seq = self._next_seq[(observation.test, piece)]
@@ -127,11 +132,13 @@ class Recorder:
             if observation.outcome in ("fail", "error"):
                 self._by_test[observation.test].append(observation)
 
-    def downgrade_failures(self, test: str, reason: str) -> int:
-        """Turn the failures `test` recorded into errors (the run could not tell whether they are real, e.g.
-        a property that failed once and passed on replay); returns how many. Evidence is kept."""
+    def downgrade_failures(self, test: str, reason: str, piece: tuple[int, ...] | None = None) -> int:
+        """Turn the failures `test` recorded (in `piece` of it, when given) into errors (the run could not tell
+        whether they are real, e.g. a property's part that failed once and passed on replay); returns how
+        many. Evidence is kept."""
         with self._lock:
-            failed = [o for o in self._by_test.get(test, ()) if o.outcome == "fail"]
+            failed = [o for o in self._by_test.get(test, ()) if o.outcome == "fail"
+                      and (piece is None or tuple(o.piece[:len(piece)]) == piece)]
             for observation in failed:
                 tally = self._tallies[observation.requirement]
                 tally.counts["fail"] -= 1

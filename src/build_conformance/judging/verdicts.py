@@ -169,6 +169,7 @@ def build_results(
     selection: frozenset[str] | None = None,
     costs: TestCosts | None = None,
     rate: dict[str, Any] | None = None,
+    shortcuts: dict[str, Any] | None = None,
     builds: dict[str, Any] | None = None,
     explanations: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -211,6 +212,8 @@ def build_results(
         document["selection"] = {"requirements": sorted(selection)}
     if rate is not None:
         document["rate"] = rate
+    if shortcuts:
+        document["shortcuts"] = shortcuts
     if builds is not None:
         document["builds"] = builds
     if explanations:

@@ -16,16 +16,19 @@ def poll(
     first_interval: float = 0.02,
     max_interval: float = 0.5,
     first: Snapshot | None = None,
+    deadline: Callable[[], float] | None = None,
 ) -> tuple[Snapshot | None, bool]:
     """Observe until `done` or the deadline; returns the last observation and whether it settled.
-    `first`: an observation just made, used instead of observing again at once."""
-    deadline = time.monotonic() + timeout
+    `first`: an observation just made, used instead of observing again at once. `deadline`: asked before
+    each observation, the (time.monotonic) deadline as it stands now (other waits may have moved it closer);
+    by default `timeout` from now."""
+    fixed = time.monotonic() + timeout
     interval = first_interval
     last = first if first is not None else observe()
     while True:
         if last is not None and done(last):
             return last, True
-        remaining = deadline - time.monotonic()
+        remaining = (deadline() if deadline is not None else fixed) - time.monotonic()
         if remaining <= 0:
             return last, False
         # A growing interval keeps a slow server from being flooded while a fast one settles quickly.

@@ -7,6 +7,7 @@ Python factory (`--provisioner module:factory`) that returns an object with `cre
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,7 +16,7 @@ from build_conformance.provisioning.budget import BuildBudget
 from build_conformance.provisioning.errors import CapabilityMissing, ProvisioningError  # noqa: F401  (part of the protocol)
 from build_conformance.redaction import Secret
 from build_conformance.target.exchange import Exchange
-from build_conformance.target.transport import Transport
+from build_conformance.target.transport import Transport, WaitCutShort
 
 BUILD_STATUSES = ("waiting", "building", "ready", "error", "cancelled")
 # What a test asks for when any build that is still active (waiting or building) will do.
@@ -115,7 +116,20 @@ class ProvisionerContext:
         """A JSON call as `tenant` under `base_url`'s prefix. No answer at all is a `ProvisioningError`,
         except for a call that is not `idempotent`, whose caller must find out what happened."""
         exchange = self.transport.call(method, base_url, path, self.tokens[tenant], payload,
-                                       label=f"{what} {method} {path}", idempotent=idempotent)
+                                       label=f"{what} {method} {path}", idempotent=idempotent,
+                                       kind=f"{what} {method} {_path_kind(path)}")
+        if exchange.response is None and idempotent and exchange.cut_short and not exchange.timed_out:
+            raise ProvisioningCutShort(f"{what}: {exchange.request.request_line}: {exchange.cut_short}")
         if exchange.response is None and idempotent:
             raise ProvisioningError(f"{what} unreachable: {exchange.describe()}")
         return exchange
+
+
+def _path_kind(path: str) -> str:
+    """The path of a provisioning call with the build it names left out: the calls a server treats alike."""
+    return re.sub(r"(/builds/)[^/?]+", r"\1{id}", path.split("?", 1)[0])
+
+
+class ProvisioningCutShort(ProvisioningError, WaitCutShort):
+    """A provisioning call cut short (`target/patience.py`): a provisioning error to its callers, a wait cut short
+    (not judged, not an error) to the test it was for."""

@@ -270,10 +270,38 @@ def run_facts(results: dict[str, Any]) -> list[str]:
     lines.append(requests)
     if isinstance(builds, dict):
         lines += limit_lines(builds.get("concurrency") or {})
+    spared = shortcuts_line(results)
+    if spared:
+        lines.append(spared)
     server = results.get("target", {}).get("server")
     if server:
         lines.append(f"target identity: {safe(str(server))}")
     return lines
+
+
+def shortcuts_line(results: dict[str, Any]) -> str | None:
+    """One line on what the run did not spend again once a failure was shown (None: nothing)."""
+    shortcuts = results.get("shortcuts")
+    if not isinstance(shortcuts, dict):
+        return None
+    parts = []
+    for entry in shortcuts.get("requests") or []:
+        parts.append(f"{entry['shortened']} later {safe(str(entry['kind']))} requests waited less "
+                     f"({entry['cut_short']} cut short): one went unanswered for {entry['timeout_s']:g} s in "
+                     f"{_test_name(entry['first_in'])}")
+    for entry in shortcuts.get("settles") or []:
+        parts.append(f"{entry['shortened']} later waits for {safe(str(entry['kind']))} shortened "
+                     f"({entry['cut_short']} cut short): one did not settle in {entry['timeout_s']:g} s in "
+                     f"{_test_name(entry['first_in'])}")
+    shrinking = shortcuts.get("shrinking")
+    if isinstance(shrinking, dict) and shrinking.get("stopped_by_budget"):
+        parts.append(f"shrinking stopped at its budget in {shrinking['stopped_by_budget']} of "
+                     f"{shrinking['parts_failed']} failing property parts")
+    return "after a first failure, not spent again: " + "; ".join(parts) if parts else None
+
+
+def _test_name(test: str) -> str:
+    return safe(test.rsplit("::", 1)[-1])
 
 
 def limit_lines(concurrency: dict[str, Any]) -> list[str]:

@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote
 
 from build_conformance.redaction import REDACTOR, Secret
 from build_conformance.target.exchange import Exchange
-from build_conformance.target.transport import TargetUnavailable, Transport, join_target
+from build_conformance.target.transport import STREAMED_BODY, TargetUnavailable, Transport, WaitCutShort, join_target
 
 CANCEL_PATH = "/v1/templates/builds/{}/cancel"
 JSON_MEDIA_TYPE = "application/json"
@@ -118,7 +118,9 @@ class CancelApi:
 
         Without a response (timeout, transport failure) or with a 503 that persisted, the test cannot
         judge its own requirements: `TargetUnavailable` is raised (the plugin reports `error`) unless
-        the caller judges that itself (`allow_no_response=True`, e.g. for "never hangs").
+        the caller judges that itself (`allow_no_response=True`, e.g. for "never hangs"). A wait cut short
+        because requests of its kind already went unanswered in full (`target/patience.py`) is never a
+        judgeable silence: `TargetUnavailable` names that earlier failure.
         """
         self._refuse_unless_ours(build_id, raw_segment, probe_of)
         credentials = credentials if credentials is not None else self.as_tenant("A")
@@ -135,8 +137,9 @@ class CancelApi:
         addressed = build_id if expect_build and probe_of is None and self._owns(build_id) else None
         if self.on_sending is not None:
             self.on_sending(addressed)
+        kind = self.request_kind(method, body)
         exchange = self._transport.send(method, self.base_url, target, headers=headers, body=body, label=label,
-                                        max_attempts=max_attempts)
+                                        max_attempts=max_attempts, kind=kind)
         self._inspect(
             exchange,
             Expectation(
@@ -147,9 +150,19 @@ class CancelApi:
         )
         if addressed is not None and exchange.status == 200 and self.on_accepted is not None:
             self.on_accepted(addressed)
+        if exchange.response is None and exchange.cut_short and not exchange.timed_out:
+            raise WaitCutShort(f"{exchange.request.request_line}: {exchange.cut_short}")
         if not allow_no_response and (exchange.response is None or exchange.status == 503):
             raise TargetUnavailable(f"no usable answer after {exchange.attempts} attempt(s): {exchange.describe()}")
         return exchange
+
+    @staticmethod
+    def request_kind(method: str = "POST", body: bytes = NO_BODY) -> str:
+        """Which requests of the endpoint a server is taken to treat alike: the method, and whether the body is
+        oversized (streamed). Once one of them went unanswered for the full request timeout, the rest get a
+        shortened wait of a few times the slowest answer their kind got (`patience.py`): a kind that mixes
+        slow but answered requests with hanging ones keeps waiting long enough for the slow ones."""
+        return f"{method} cancel" + (" with an oversized body" if len(body) > STREAMED_BODY else "")
 
     def _refuse_unless_ours(self, build_id: str, raw_segment: str | None, probe_of: str | None) -> None:
         if probe_of is not None:

@@ -75,6 +75,8 @@ class Exchange:
     request: SentRequest
     response: ReceivedResponse | None = None
     timed_out: bool = False
+    # Why no answer came within a wait shorter than the request timeout (target/patience.py): not a timeout.
+    cut_short: str | None = None
     transport_error: str | None = None
     attempts: int = 1
     history: list[str] = field(default_factory=list)  # outcomes of earlier attempts ("503", "timed out", …)
@@ -163,6 +165,8 @@ class Exchange:
                 evidence["request_id_header"] = named[0]
         if self.timed_out:
             evidence["outcome"] = "no response within the request timeout"
+        if self.cut_short:
+            evidence["outcome"] = redact(self.cut_short)
         if self.transport_error:
             evidence["outcome"] = redact(self.transport_error)
         return evidence
@@ -173,6 +177,8 @@ class Exchange:
             outcome = f"{self.response.status}"
         elif self.timed_out:
             outcome = "timed out"
+        elif self.cut_short:
+            outcome = f"cut short ({self.cut_short})"
         else:
             outcome = f"transport error: {self.transport_error}"
         return redact(f"{self.request.request_line} -> {outcome}")

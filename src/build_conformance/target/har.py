@@ -145,7 +145,7 @@ class HarRecording:
         response = exchange.response
         if response is None:
             reason = "no response within the request timeout" if exchange.timed_out else \
-                redact(exchange.transport_error or "no response")
+                redact(exchange.cut_short or exchange.transport_error or "no response")
             return {"status": 0, "statusText": "", "httpVersion": "", "cookies": [], "headers": [],
                     "content": {"size": 0, "mimeType": "x-unknown"}, "redirectURL": "", "headersSize": -1,
                     "bodySize": -1, "_error": reason, "comment": reason}

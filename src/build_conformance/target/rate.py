@@ -1,15 +1,16 @@
 """How fast the run talks to a deployment: an adaptive rate that backs off when the target pushes back.
 
-The rate starts at a sensible value, grows by a quarter after every window of answers that came back
-quickly, and shrinks when the target pushes back: when 429/503 make up a real share of the recent
-answers (a rate limiter that is being hit answers most excess requests so; an odd 503 from one
-instance behind a load balancer, or a 429 now and then, is retried and says nothing about the rate),
-or when a window's median latency is far above the quickest window seen (a queue building up). The
-median keeps a few deliberately slow answers (a cancel that waits for its executor, a request that
-hangs) from counting as load, and latency alone never takes the rate below LATENCY_FLOOR: a slow
-machine running the suite is not a target under stress. It never exceeds the ceiling
-(`--rate-limit`), and a loopback reference server gets no limit at all. Spacing requests out is the
-one place in the suite where a sleep is the point.
+The rate starts at a sensible value and grows after every window of answers that came back quickly: it
+doubles while the target has never pushed back (a slow start, as TCP's: a quiet target is not kept waiting
+for seconds at the start of a run), by a quarter once it has. It shrinks when the target pushes back: when
+429/503 make up a real share of the recent answers (a rate limiter that is being hit answers most excess
+requests so; an odd 503 from one instance behind a load balancer, or a 429 now and then, is retried and
+says nothing about the rate), or when a window's median latency is far above the quickest window seen (a
+queue building up). The median keeps a few deliberately slow answers (a cancel that waits for its
+executor, a request that hangs) from counting as load, and latency alone never takes the rate below
+LATENCY_FLOOR: a slow machine running the suite is not a target under stress. It never exceeds the
+ceiling (`--rate-limit`), and a loopback reference server gets no limit at all. Spacing requests out is
+the one place in the suite where a sleep is the point.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 DEFAULT_START = 50.0
 DEFAULT_CAP = 400.0
 FLOOR = 1.0
-INCREASE = 1.25  # factor per window of quick answers
+INCREASE = 1.25  # factor per window of quick answers, once the target has pushed back
+SLOW_START_INCREASE = 2.0  # factor per window of quick answers until then
 WINDOW = 20  # answers per increase step
 # ... or fewer answers, once a window has lasted this long: at a low rate twenty answers take many seconds,
 # and a rate lowered by a burst of pushback must not take minutes to recover once the target is quiet.
@@ -126,7 +128,8 @@ class AdaptiveRate:
             elif not rising:
                 # A window closed early by the clock holds a few answers: enough to let a quiet target's
                 # rate recover, too few to call a queue (three deliberately slow answers are not load).
-                self._rate = min(self._ceiling, self._rate * INCREASE)
+                factor = INCREASE if self._backoffs else SLOW_START_INCREASE
+                self._rate = min(self._ceiling, self._rate * factor)
 
     def _slow_down(self, factor: float, floor: float) -> None:
         assert self._rate is not None

@@ -8,7 +8,8 @@ The suite's own weather is not the target's fault, and it is handled here, once:
 answers are decoded (gzip, deflate, br, zstd), dropped connections are re-opened, a 503 or 429 is
 retried with back-off (honouring `Retry-After`) within a bounded window, and the request rate adapts
 to the target. What an exchange went through is kept on it (`history`), so a timeout that a retry
-hid is still judged (GEN-02).
+hid is still judged (GEN-02). Once a kind of request went unanswered for the full request timeout, later
+requests of that kind get a shortened wait (`patience.py`): the defect is shown, waiting it out again is not.
 
 Every request says it is the suite's (`User-Agent: build-conformance/<version>`) and carries the run's
 trace id in a W3C `traceparent`, with a span id of its own (`correlation.py`): a server engineer finds the
@@ -31,17 +32,21 @@ from urllib.parse import urlsplit
 import httpx
 import tenacity
 
-from build_conformance.attribution import CURRENT_TEST, REQUESTS_BY_TEST
+from build_conformance.attribution import CURRENT_TEST, PIECE_COSTS, REQUESTS_BY_TEST
 from build_conformance.redaction import Secret
 from build_conformance.target.connection import ConnectionPolicy, Proxy, httpx_transport
 from build_conformance.target.correlation import TRACEPARENT, USER_AGENT, new_span_id, new_trace_id, traceparent
 from build_conformance.target.exchange import Exchange, ReceivedResponse, SentRequest
+from build_conformance.target.patience import Patience
 from build_conformance.target.rate import AdaptiveRate, RateReport
 from build_conformance.target.streaming import send_reading_while_writing
 
 # Bodies above this size are sent by the client that reads while it writes (BODY-05).
 STREAMED_BODY = 256 * 1024
 MAX_RETRY_AFTER = 30.0
+# httpx clients per route, each with its own connection pool, a thread using the one its id picks: one pool's
+# lock, taken to start and to close every response, made dozens of threads queue behind each other.
+CLIENT_SHARDS = 8
 
 
 class TargetUnavailable(Exception):
@@ -50,6 +55,11 @@ class TargetUnavailable(Exception):
 
 class RequestBudgetExceeded(Exception):
     """The run reached its configured request budget."""
+
+
+class WaitCutShort(TargetUnavailable):
+    """A wait (for an answer, or for a build to settle) ended before its full timeout because a wait of the same
+    kind already ran out in full: the earlier failure is the evidence, this one judges nothing."""
 
 
 class RunHalted(TargetUnavailable):
@@ -79,11 +89,14 @@ class Transport:
 
     def __init__(self, settings: TransportSettings) -> None:
         self.settings = settings
-        self._clients: dict[tuple[Proxy | None, str], httpx.Client] = {}  # per route: proxy (or none), scheme
+        # Per route (proxy or none, scheme) and shard (CLIENT_SHARDS).
+        self._clients: dict[tuple[Proxy | None, str, int], httpx.Client] = {}
         self._lock = threading.Lock()
         self._sent = 0
         self._rate = AdaptiveRate(settings.rate_limit, adaptive=settings.adaptive_rate)
         self._halted = threading.Event()
+        # The kinds of request that went unanswered for the full request timeout: later ones wait less.
+        self.patience = Patience(settings.request_timeout)
         self.trace_id = settings.trace_id or new_trace_id()
         # Told of every attempt once it is over (a recording of the run); called in the sender's context.
         self.observers: list[Callable[[Exchange], None]] = []
@@ -108,11 +121,12 @@ class Transport:
         connection = self.settings.connection
         proxy = connection.proxy_for(origin)
         scheme = urlsplit(origin).scheme
+        key = (proxy, scheme, threading.get_native_id() % CLIENT_SHARDS)
         with self._lock:
-            client = self._clients.get((proxy, scheme))
+            client = self._clients.get(key)
             if client is None:
-                limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-                client = self._clients[(proxy, scheme)] = httpx.Client(
+                limits = httpx.Limits(max_connections=16, max_keepalive_connections=8)
+                client = self._clients[key] = httpx.Client(
                     timeout=httpx.Timeout(self.settings.request_timeout),
                     headers={"User-Agent": USER_AGENT},
                     follow_redirects=False,
@@ -136,6 +150,7 @@ class Transport:
                 raise RequestBudgetExceeded(f"request budget of {self.settings.max_requests} reached")
             self._sent += 1
         REQUESTS_BY_TEST.add(CURRENT_TEST.get())
+        PIECE_COSTS.add("requests")
         self._rate.admit()
 
     def send(
@@ -149,11 +164,14 @@ class Transport:
         label: str = "",
         idempotent: bool = True,
         max_attempts: int | None = None,
+        kind: str | None = None,
     ) -> Exchange:
         """Send `method target` to the origin of `base`; `target` is the exact request target.
 
         A request that is not `idempotent` (it would create something twice) is sent once: whatever
-        happens, its caller decides what to do next (look before it tries again).
+        happens, its caller decides what to do next (look before it tries again). `kind` says which
+        requests the server treats alike (`patience.py`): once one of them went unanswered for the full
+        request timeout, the others get a shortened wait.
         """
         split = urlsplit(base)
         origin = f"{split.scheme}://{split.netloc}"
@@ -161,7 +179,18 @@ class Transport:
         history: list[str] = []
 
         def attempt() -> Exchange:
-            exchange = self._send_once(method, origin, target, header_list, body, label)
+            timeout, shortened_by = self.patience.timeout_for(kind)
+            exchange = self._send_once(method, origin, target, header_list, body, label, timeout)
+            if exchange.timed_out and shortened_by is not None:
+                # No evidence of a missed request timeout (the wait was shorter): the earlier failure is. Unless an
+                # earlier attempt of this very request went unanswered for the full timeout: then it timed out.
+                exchange.timed_out = TIMED_OUT in history
+                exchange.cut_short = shortened_by.reason(timeout)
+                self.patience.cut(shortened_by)
+            elif exchange.timed_out:
+                self.patience.timed_out(kind, exchange.request.request_line)
+            elif exchange.response is not None:
+                self.patience.answered(kind, exchange.response.elapsed)
             exchange.history = list(history)
             exchange.attempts = len(history) + 1
             history.append(_outcome(exchange))
@@ -191,7 +220,7 @@ class Transport:
         return max(delay, min(retry_after, MAX_RETRY_AFTER)) if retry_after is not None else delay
 
     def call(self, method: str, base_url: str, path: str, token: Secret, payload: Any = None, *,
-             label: str, idempotent: bool = True) -> Exchange:
+             label: str, idempotent: bool = True, kind: str | None = None) -> Exchange:
         """A plain JSON call under `base_url`'s prefix, as the provisioners make them."""
         headers = bearer(token.reveal())
         body = b""
@@ -199,7 +228,7 @@ class Transport:
             headers["Content-Type"] = "application/json"
             body = json.dumps(payload).encode()
         return self.send(method, base_url, join_target(base_url, path), headers=headers, body=body, label=label,
-                         idempotent=idempotent)
+                         idempotent=idempotent, kind=kind)
 
     def _send_once(
         self,
@@ -209,12 +238,14 @@ class Transport:
         headers: list[tuple[str, str]],
         body: bytes,
         label: str,
+        timeout: float,
     ) -> Exchange:
         client, proxy = self._client(origin)  # before admission: building a TLS context is not the request's time
         self._admit()
         if not any(name.lower() == TRACEPARENT for name, _ in headers):  # a probe may send its own
             headers = [*headers, (TRACEPARENT, traceparent(self.trace_id, new_span_id()))]
-        request = client.build_request(method, origin + "/", headers=headers, content=body)
+        request = client.build_request(method, origin + "/", headers=headers, content=body,
+                                       timeout=httpx.Timeout(timeout))
         forwarded = proxy is not None and origin.startswith("http:")
         # Through a proxy, plain http goes in absolute form (https goes through the tunnel as it is).
         request.extensions["target"] = origin.encode("latin-1") + target if forwarded else target
@@ -227,7 +258,7 @@ class Transport:
         )
         exchange = Exchange(label=label, request=sent, sent_at=time.monotonic())
         if len(body) > STREAMED_BODY:
-            self._send_streamed(exchange)
+            self._send_streamed(exchange, timeout)
         else:
             if forwarded and proxy is not None:
                 for name, value in proxy.authorization():
@@ -255,11 +286,11 @@ class Transport:
             elapsed=time.monotonic() - started,
         )
 
-    def _send_streamed(self, exchange: Exchange) -> None:
+    def _send_streamed(self, exchange: Exchange, timeout: float) -> None:
         request = exchange.request
         # The headers httpx would have sent (Accept-Encoding included): the evidence shows what went on the wire.
         answer = send_reading_while_writing(request.method, request.origin, request.target, list(request.headers),
-                                            request.body, timeout=self.settings.request_timeout,
+                                            request.body, timeout=timeout,
                                             policy=self.settings.connection)
         if answer.status is None:
             exchange.timed_out = answer.timed_out
@@ -271,9 +302,15 @@ class Transport:
             exchange.notes.append(f"answered after {answer.body_sent} of {len(request.body)} body bytes")
 
 
+TIMED_OUT = "timed out"
+CUT_SHORT = "cut short"  # a shortened wait ran out (patience.py): no evidence of a missed request timeout
+
+
 def _outcome(exchange: Exchange) -> str:
+    if exchange.cut_short:
+        return CUT_SHORT
     if exchange.timed_out:
-        return "timed out"
+        return TIMED_OUT
     if exchange.response is None:
         return f"transport error: {exchange.transport_error}"
     return str(exchange.response.status)
@@ -281,9 +318,10 @@ def _outcome(exchange: Exchange) -> str:
 
 def _retryable(exchange: Exchange, history: list[str]) -> bool:
     """503 and 429 are the contract's retry signals; a dropped connection is the network's; a timeout
-    gets one more chance (a lost packet is not the server's behaviour), and is judged anyway."""
-    if exchange.timed_out:
-        return history.count("timed out") == 1
+    gets one more chance (a lost packet is not the server's behaviour), and is judged anyway; so does a wait
+    cut short (a server that hangs only on the first request of a build answers the second)."""
+    if exchange.timed_out or exchange.cut_short:
+        return history.count(TIMED_OUT) + history.count(CUT_SHORT) == 1
     return exchange.transport_error is not None or exchange.status in (429, 503)
 
 
