@@ -64,8 +64,10 @@ def checkout_paths(example: dict[str, Any]) -> set[str]:
 
 def _pip_dry_run(requirement: str) -> dict[str, Any]:
     """What pip would install for `requirement` (metadata only: nothing installed, no index asked)."""
+    # --ignore-installed: with this very version already installed (as CI installs it), pip would otherwise
+    # report nothing to install and prove nothing about the form.
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-build-isolation",
-                           "--no-index", "--quiet", "--report", "-", requirement],
+                           "--no-index", "--ignore-installed", "--quiet", "--report", "-", requirement],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report: dict[str, Any] = json.loads(done.stdout)
