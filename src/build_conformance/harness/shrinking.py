@@ -72,6 +72,7 @@ class PartShrink:
     builds_at: int = 0
     after_failure: int = 0  # examples run after the first failure (Hypothesis' final replay included)
     stopped_by: str | None = None  # the budget that ended the shrinking
+    smallest: str | None = None  # the latest failing example (Hypothesis only tries smaller ones): its arguments
 
     def _spent(self) -> str | None:
         """Which part of the shrink budget is spent, if any."""
@@ -121,8 +122,13 @@ def bounded(part: Callable[[], None]) -> Callable[[], None]:
         try:
             part()
         except ShrinkingStopped as stopped:
-            assert stopped.shrink.failure is not None
-            raise stopped.shrink.failure from None
+            shrink = stopped.shrink
+            assert shrink.failure is not None
+            if shrink.smallest is not None:
+                # Hypothesis prints its falsifying example only when shrinking ends on its own: say which one.
+                shrink.failure.add_note(f"Falsifying example (the smallest found before shrinking stopped after "
+                                        f"{shrink.stopped_by}): {shrink.label}({shrink.smallest})")
+            raise shrink.failure from None
         except Flaky as flaky:
             flaky.flaky_piece = PIECE.get()  # type: ignore[attr-defined]
             raise
@@ -176,12 +182,22 @@ def budgeted_test(test: F, shrink: PartShrink) -> F:
         try:
             result = test(*args, **kwargs)
         except BaseException as raised:
+            if not isinstance(raised, (*_NOT_FAILURES, ShrinkingStopped)):
+                shrink.smallest = _arguments(args, kwargs)
             shrink.end(raised)  # ShrinkingStopped, once the budget is spent
             raise
         shrink.end(None)
         return result
 
     return cast(F, run)
+
+
+EXAMPLE_CHARS = 400
+
+
+def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    shown = ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+    return shown if len(shown) <= EXAMPLE_CHARS else f"{shown[:EXAMPLE_CHARS]}… ({len(shown)} characters)"
 
 
 def budgeted_machine(machine: M, shrink: PartShrink) -> M:

@@ -47,6 +47,8 @@ ENTRY_IDENTITY = ("kind", "message")
 REQUEST_CAUSED = ("cancel_requested_at", "cancel_requested_by", "cancellation_reason")
 # What a cancel answer is judged by only when the requests to its build came one after another.
 SEQUENTIAL_RULES = frozenset({"STATE-03", "IDEM-03"})
+# The rules owning a cancellation's status (waiting → STATE-01, building → STATE-02).
+ORIGIN_RULES = frozenset({"STATE-01", "STATE-02"})
 
 
 @dataclass
@@ -72,6 +74,7 @@ class BuildHistory:
     window: _Window = field(default_factory=_Window)
     in_flight: int = 0  # cancel requests sent and not yet answered (an observation meanwhile may see them act)
     burst: bool = False  # requests in flight together since in_flight was last 0: their answers are concurrent
+    status_at_send: str | None = None  # the model's status when the first request in flight went out
     read_back: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -99,6 +102,8 @@ class HistoryOracle:
         history = self.history(addressed) if addressed is not None else None
         if history is not None:
             with history.lock:
+                if history.in_flight == 0:
+                    history.status_at_send = history.model.status
                 history.in_flight += 1
                 history.burst = history.burst or history.in_flight > 1
 
@@ -110,6 +115,7 @@ class HistoryOracle:
         with history.lock:
             history.in_flight = max(0, history.in_flight - 1)
             concurrent = history.burst
+            status_at_send = history.status_at_send
             if history.in_flight == 0:
                 history.burst = False
         if exchange.response is None or exchange.request.method != "POST":
@@ -137,6 +143,12 @@ class HistoryOracle:
                 # Answers to requests in flight together have no order: "a no-op leaves the build as the last
                 # answer showed it" needs one (IDEM-02 compares concurrent answers with each other).
                 findings = [f for f in findings if f.requirement not in SEQUENTIAL_RULES]
+                # Nor does their processing order: an answer produced before a concurrent cancel completed the
+                # build may be judged after an answer showing it complete. The status the build had when the
+                # requests went out is one it may show (the model's terminal status is the other).
+                findings = [f for f in findings
+                            if not (f.requirement in ORIGIN_RULES and f.message.startswith("status ")
+                                    and f.received == status_at_send)]
             findings += self._durable(history, entries)
             history.last = dict(build)
         self._record(findings, exchange, f"{addressed}: cancel answer (oracle)")

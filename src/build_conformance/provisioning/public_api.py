@@ -269,10 +269,19 @@ class PublicApiProvisioner:
             self._keepers[tenant].lease_ended(build_id)
 
     def running_of_tenant(self, tenant: str) -> int:
-        """The tenant's builds of this run seen running last time they were observed, and not released."""
+        """The tenant's builds of this run running now (not released, each looked at afresh).
+
+        A count from the statuses last seen is off under load, both ways: a test's build admitted since it was
+        seen waiting, or one its test cancelled a moment ago. The limit learned from it would be too.
+        """
         unreleased = {o.build_id for o in self.owners.unreleased() if o.tenant == tenant}
         with self._lock:
-            return sum(1 for b in unreleased if self._status.get(b) == "building")
+            live = sorted(b for b in unreleased if self._status.get(b) not in TERMINAL)
+        running = 0
+        for build_id in live:
+            snapshot = self.observe(build_id, tenant)
+            running += snapshot is not None and snapshot.status == "building"
+        return running
 
     def _held_by_own_builds(self, tenant: str, owner: str) -> bool:
         """Whether every running build of the tenant that the run knows of is the `owner`'s, still running and not

@@ -217,8 +217,12 @@ class SlotKeeper:
             threshold = self._clock.hold_threshold(self._platform.provision_timeout)
             waited = time.monotonic() - since
             if waited >= threshold:
-                if self._pool_still_running():
-                    running = self._platform.running_of_tenant(self._tenant)
+                running = self._platform.running_of_tenant(self._tenant) if self._pool_still_running() else 0
+                # Still waiting once every running build was counted: the count and the hold are of one moment.
+                now = self._look(spare) if running else "waiting"
+                if now != "waiting":
+                    return False  # it started (or ended) while the others were counted
+                if running:
                     spare.held = True
                     self.facts.limits_seen.append(running)
                     typical = self._clock.typical()
