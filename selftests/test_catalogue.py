@@ -12,6 +12,9 @@ from build_conformance.catalogue import load
 from build_conformance.harness.markers import requirement_ids
 from build_conformance.judging import registry
 from build_conformance.judging.coverage import requirement_coverage
+from build_conformance.judging.input_outcomes import INPUT_KINDS
+from build_conformance.judging.moments import HISTORIES
+from build_conformance.reference.faults import FAULTS
 from build_conformance.reporting import requirements_doc
 from build_conformance.resources import suite_dir
 
@@ -127,3 +130,13 @@ def test_generated_requirements_page_is_current() -> None:
         "docs/requirements.md is stale: regenerate it with `build-conformance requirements --markdown > "
         "docs/requirements.md`"
     )
+
+
+def test_every_input_kind_and_history_names_faults_that_break_its_requirement() -> None:
+    assert set(requirements_doc.PROVED_BY_INPUT) == set(INPUT_KINDS)
+    assert set(requirements_doc.PROVED_BY_HISTORY) == set(HISTORIES)
+    for name, faults in requirements_doc.PROVED_BY_INPUT.items():
+        for fault in faults:
+            assert INPUT_KINDS[name].requirement in FAULTS[fault].violates, (name, fault)
+    for faults in requirements_doc.PROVED_BY_HISTORY.values():
+        assert faults and all(fault in FAULTS for fault in faults)

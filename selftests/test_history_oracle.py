@@ -22,10 +22,10 @@ BUILDING = {"build_id": BUILD_ID, "template_id": "tpl_1", "status": "building",
 CANCELLED = {**BUILDING, "status": "cancelled", "finished_at": "2026-01-01T00:00:03Z"}
 
 
-def _cancel_answer(build: dict[str, object]) -> Exchange:
+def _cancel_answer(build: dict[str, object], entries: list[dict[str, object]] | None = None) -> Exchange:
     request = SentRequest("POST", "http://127.0.0.1:1", f"/v1/templates/builds/{BUILD_ID}/cancel".encode(),
                           (("content-type", "application/json"),), b"{}")
-    body = json.dumps({"build": build, "entries": []}).encode()
+    body = json.dumps({"build": build, "entries": entries or []}).encode()
     response = ReceivedResponse(200, (("content-type", "application/json"),), body, 0.01)
     return Exchange("cancel", request, response)
 
@@ -66,3 +66,21 @@ def test_a_concurrent_answer_may_not_show_a_status_the_build_never_had() -> None
     oracle.answered(_cancel_answer(CANCELLED), BUILD_ID)
     oracle.answered(_cancel_answer({**CANCELLED, "status": "ready"}), BUILD_ID)
     assert _failed(recorder, "STATE-02") >= 1
+
+
+def test_a_concurrent_answer_may_show_the_log_of_a_cancel_still_pending() -> None:
+    oracle, recorder = _oracle()
+    oracle.sending(BUILD_ID)
+    oracle.sending(BUILD_ID)
+    cancelled_entry = {"offset": 0, "kind": "cancelled", "message": "cancelled", "build_id": BUILD_ID,
+                       "timestamp": "2026-01-01T00:00:03Z"}
+    oracle.answered(_cancel_answer(CANCELLED, [cancelled_entry]), BUILD_ID)
+    oracle.answered(_cancel_answer(BUILDING, []), BUILD_ID)
+    assert _failed(recorder, "LOG-03") == 0
+
+
+def test_a_sequential_answer_after_completion_must_show_its_entry() -> None:
+    oracle, recorder = _oracle()
+    oracle.sending(BUILD_ID)
+    oracle.answered(_cancel_answer(CANCELLED, []), BUILD_ID)
+    assert _failed(recorder, "LOG-03") >= 1

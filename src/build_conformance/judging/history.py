@@ -144,11 +144,10 @@ class HistoryOracle:
                 # answer showed it" needs one (IDEM-02 compares concurrent answers with each other).
                 findings = [f for f in findings if f.requirement not in SEQUENTIAL_RULES]
                 # Nor does their processing order: an answer produced before a concurrent cancel completed the
-                # build may be judged after an answer showing it complete. The status the build had when the
-                # requests went out is one it may show (the model's terminal status is the other).
-                findings = [f for f in findings
-                            if not (f.requirement in ORIGIN_RULES and f.message.startswith("status ")
-                                    and f.received == status_at_send)]
+                # build may be judged after an answer showing it complete. It may show the status the build had
+                # when the requests went out, and the log of a cancel still pending (no cancelled entry yet).
+                if build.get("status") == status_at_send:
+                    findings = [f for f in findings if not _of_completion(f, status_at_send)]
             findings += self._durable(history, entries)
             history.last = dict(build)
         self._record(findings, exchange, f"{addressed}: cancel answer (oracle)")
@@ -256,6 +255,13 @@ class HistoryOracle:
     def builds_of(self, test: str) -> list[str]:
         with self._lock:
             return [b for b, h in self._builds.items() if h.build.test == test]
+
+
+def _of_completion(finding: Finding, status_at_send: str | None) -> bool:
+    """Whether `finding` holds an answer to what only a completed cancellation shows: its status, its entry."""
+    if finding.requirement in ORIGIN_RULES and finding.message.startswith("status "):
+        return finding.received == status_at_send
+    return finding.requirement == "LOG-03" and finding.expected == "exactly 1" and finding.received == 0
 
 
 def _same_moment(a: Any, b: Any) -> bool:

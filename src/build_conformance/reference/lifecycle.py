@@ -14,7 +14,6 @@ sleeps until then or until a request wakes it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import sqlite3
@@ -195,7 +194,7 @@ class Lifecycle:
         return max(0.0, (min(pending) - now_ms()) / 1000) if pending else None
 
     def _ids(self, sql: str, values: tuple[object, ...] = ()) -> list[str]:
-        with contextlib.closing(self._store.connect()) as conn:
+        with self._store.connection() as conn:
             return [build_id for (build_id,) in conn.execute(sql, values)]
 
     def _complete_cancellations(self) -> int | None:
@@ -211,7 +210,7 @@ class Lifecycle:
         if self._progress:
             return min((d for d in (self._report_cleanup(b) for b in self._ids(
                 f"SELECT build_id FROM builds WHERE {pending}")) if d is not None), default=None)
-        with contextlib.closing(self._store.connect()) as conn:
+        with self._store.connection() as conn:
             (earliest,) = conn.execute(f"SELECT MIN(cancel_requested_at) FROM builds WHERE {pending}").fetchone()
         return None if earliest is None else earliest + self._delay_ms
 
@@ -253,7 +252,7 @@ class Lifecycle:
         startable = "(status = 'waiting' AND cancel_requested_at IS NULL)"
         if "waiting-cancel-still-starts" in self._faults:
             startable = f"({startable} OR (status = 'cancelled' AND started_at IS NULL))"
-        with contextlib.closing(self._store.connect()) as conn:
+        with self._store.connection() as conn:
             tenants = [t for (t,) in conn.execute(
                 f"SELECT DISTINCT tenant FROM builds WHERE driver = ? AND {startable}", (SCHEDULER,))]
         limit = self._limits.max_concurrent_builds
@@ -272,7 +271,7 @@ class Lifecycle:
                     self._start(conn, row, max(now_ms(), row.updated_at, row.cancel_requested_at or 0))
 
     def _next_step_due(self) -> int | None:
-        with contextlib.closing(self._store.connect()) as conn:
+        with self._store.connection() as conn:
             (earliest,) = conn.execute(
                 "SELECT MIN(step_due_at) FROM builds WHERE status = 'building' AND driver = ? "
                 "AND cancel_requested_at IS NULL", (SCHEDULER,),
@@ -285,7 +284,7 @@ class Lifecycle:
         """Seconds until the tenant's first running scheduled build should end (at least 1)."""
         now = now_ms()
         remaining: list[int] = []
-        with contextlib.closing(self._store.connect()) as conn:
+        with self._store.connection() as conn:
             ids = [b for (b,) in conn.execute(
                 "SELECT build_id FROM builds WHERE tenant = ? AND driver = ? AND status = 'building'",
                 (tenant, SCHEDULER))]

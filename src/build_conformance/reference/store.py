@@ -98,6 +98,7 @@ _ASSIGNABLE_TIMES = ("created_at", "updated_at", "queued_at", "started_at", "fin
 # How long the check-then-act fault leaves between reading and writing: wide enough that
 # concurrent cancels all read before any of them writes.
 _RACE_WINDOW_S = 0.03
+MAX_IDLE_CONNECTIONS = 16
 
 # aged-cancel-stale-finish: a build nobody asked about for this long before its cancel was parked by the executor;
 # its cancel goes through the hand-off, which stamps the end with the clock of the build's last activity.
@@ -198,6 +199,9 @@ class Store:
         self._path = path
         self._faults = faults
         self._write_lock = threading.Lock()
+        # Connections kept between requests: opening one (file, WAL, pragmas) costs more than most statements.
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_lock = threading.Lock()
         # In memory, for the faults of the moment a build is cancelled at: when a build last saw activity (made,
         # started, read), how often it was read, which builds the read cache holds.
         self.last_active: dict[str, int] = {}
@@ -221,23 +225,39 @@ class Store:
         return conn
 
     @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection of the pool for one request's statements (outside any transaction when returned)."""
+        with self._idle_lock:
+            conn = self._idle.pop() if self._idle else None
+        conn = conn or self.connect()
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        if conn.in_transaction:
+            conn.close()
+            return
+        with self._idle_lock:
+            if len(self._idle) < MAX_IDLE_CONNECTIONS:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    @contextlib.contextmanager
     def transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
         # Writers of this process queue on a lock instead of in sqlite's busy handler, whose
         # backoff sleeps add up to a second under eight simultaneous cancels. Correctness does not
         # rest on the lock: BEGIN IMMEDIATE and the conditional UPDATE hold across processes too.
         lock = self._write_lock if mode == "IMMEDIATE" else contextlib.nullcontext()
-        with lock:
-            conn = self.connect()
+        with lock, self.connection() as conn:
+            conn.execute(f"BEGIN {mode}")
             try:
-                conn.execute(f"BEGIN {mode}")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
-                conn.close()
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     # -------------------------------------------------------------------------------- tenants
 
@@ -255,7 +275,7 @@ class Store:
 
     def find(self, build_id: str, tenant: str | None) -> BuildRow | None:
         """The build with exactly this id, owned by `tenant` (None: owned by anyone)."""
-        with contextlib.closing(self.connect()) as conn:
+        with self.connection() as conn:
             return self.find_in(conn, build_id, tenant)
 
     def find_in(self, conn: sqlite3.Connection, build_id: str, tenant: str | None) -> BuildRow | None:
@@ -269,14 +289,14 @@ class Store:
 
     def newest(self, tenant: str) -> BuildRow | None:
         """newest-build-id: the tenant's most recently created build."""
-        with contextlib.closing(self.connect()) as conn:
+        with self.connection() as conn:
             values = conn.execute(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE tenant = ? AND driver = ? "
                                   "ORDER BY created_at DESC, rowid DESC LIMIT 1", (tenant, SCHEDULER)).fetchone()
         return _build_row(values) if values else None
 
     def find_by_prefix(self, build_id: str, tenant: str) -> BuildRow | None:
         """prefix-match-id: the tenant's one build whose id and `build_id` are prefixes of each other."""
-        with contextlib.closing(self.connect()) as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT {_BUILD_COLUMNS} FROM builds WHERE tenant = ? AND "
                 "(substr(build_id, 1, length(?)) = ? OR substr(?, 1, length(build_id)) = build_id)",
@@ -398,7 +418,7 @@ class Store:
         if query.after is not None:
             conditions.append("(created_at < ? OR (created_at = ? AND rowid < ?))")
             values += [query.after[0], query.after[0], query.after[1]]
-        with contextlib.closing(self.connect()) as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT {_BUILD_COLUMNS} FROM builds WHERE {' AND '.join(conditions)} "
                 "ORDER BY created_at DESC, rowid DESC LIMIT ?",
@@ -407,7 +427,7 @@ class Store:
         return [_build_row(row) for row in rows]
 
     def has_template(self, tenant: str, name: str) -> bool:
-        with contextlib.closing(self.connect()) as conn:
+        with self.connection() as conn:
             return conn.execute("SELECT 1 FROM builds WHERE tenant = ? AND name = ? LIMIT 1",
                                 (tenant, name)).fetchone() is not None
 
