@@ -25,7 +25,9 @@ from build_conformance.provisioning.protocol import Snapshot
 STARTED_FIRST = {"build_id": "b1", "status": "building", "started_at": "2026-01-01T00:00:01Z",
                  "cancel_requested_at": "2026-01-01T00:00:02Z"}
 STARTED_AFTER = {**STARTED_FIRST, "started_at": "2026-01-01T00:00:03Z"}
-STARTED_SAME_INSTANT = {**STARTED_FIRST, "started_at": "2026-01-01T00:00:02Z"}
+STARTED_SAME_INSTANT = {**STARTED_FIRST, "started_at": "2026-01-01T00:00:02Z", "status": "cancelled"}
+# The same instant, answered as the cancel of a running build: the platform took it as started first.
+STARTED_SAME_INSTANT_RUNNING = {**STARTED_FIRST, "started_at": "2026-01-01T00:00:02Z"}
 NO_REQUEST_TIME = {k: v for k, v in STARTED_FIRST.items() if k != "cancel_requested_at"}
 
 HELD_STILL, RUNS_ON_ITS_OWN = False, True
@@ -136,3 +138,12 @@ def test_unchanged_is_judged_in_full_unless_the_earlier_observation_shows_flux(r
     waiting = {"build_id": "b1", "status": "waiting", "updated_at": "2026-01-01T00:00:01Z"}
     cancelled_by_it = {**waiting, "cancel_requested_at": "2026-01-01T00:00:02Z"}
     assert build_changes(_snapshot(waiting, runs_on_its_own), _snapshot(cancelled_by_it, runs_on_its_own))
+
+
+@pytest.mark.parametrize("runs_on_its_own", [HELD_STILL, RUNS_ON_ITS_OWN], ids=["control-api", "public-api"])
+def test_the_same_instant_explains_only_a_running_build_where_builds_start_on_their_own(runs_on_its_own: bool) -> None:
+    # A clock of millisecond resolution: started in the instant the cancel came, answered as a running build's cancel.
+    running = started_before_cancel(STARTED_SAME_INSTANT_RUNNING, moves_on_its_own=runs_on_its_own)
+    assert running.taken is runs_on_its_own
+    # The same instant with the build answered cancelled at once: as a cancel that stamps started_at would answer.
+    assert not started_before_cancel(STARTED_SAME_INSTANT, moves_on_its_own=runs_on_its_own).taken

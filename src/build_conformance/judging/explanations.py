@@ -97,7 +97,8 @@ def _explained(path: str, taken: bool, evidence: str, build_id: str | None) -> E
 
 def started_before_cancel(build: Mapping[str, Any], *, moves_on_its_own: bool) -> Explanation:
     """May a waiting build's cancel answer show `started_at` because the build started before the cancel came?
-    Only where builds run on their own, and only if its own started_at precedes its cancel_requested_at."""
+    Only where builds run on their own, and only if its own started_at precedes its cancel_requested_at (or is
+    the same instant, with the answer showing the build running: the cancel of a running build)."""
     build_id = build.get("build_id") if isinstance(build.get("build_id"), str) else None
     started, requested = build.get("started_at"), build.get("cancel_requested_at")
     if not moves_on_its_own:
@@ -108,6 +109,12 @@ def started_before_cancel(build: Mapping[str, Any], *, moves_on_its_own: bool) -
     if started_at is None or requested_at is None:
         return _explained("started-before-cancel", False, f"started_at {started!r} and cancel_requested_at "
                           f"{requested!r} do not both name a moment", build_id)
+    if started_at == requested_at and build.get("status") == "building":
+        # Clocks have a resolution (milliseconds, often): a platform that started the build in the instant the
+        # cancel came, and answers with it building (cancelled as a running build), took it as started first.
+        return _explained("started-before-cancel", True, f"started_at {started} is the instant of cancel_requested_at "
+                          f"{requested} and the answer shows the build building (its cancel taken as the cancel of "
+                          "a running build), and builds run on their own through this provisioner", build_id)
     if started_at >= requested_at:
         # The same instant is no evidence of "before": the cancel may have been what started it.
         return _explained("started-before-cancel", False, f"started_at {started} is not before cancel_requested_at "
