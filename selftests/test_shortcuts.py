@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -86,6 +87,44 @@ def test_a_kind_that_went_unanswered_in_full_waits_less(slow_server: str) -> Non
     assert unnamed.status == 200 or unnamed.timed_out
     report = transport.patience.report()
     assert [(r["kind"], r["shortened"], r["cut_short"]) for r in report] == [("POST hang", 2, 2)]
+
+
+@pytest.fixture
+def dropping_server() -> Iterator[str]:
+    """Every connection is closed as soon as it is accepted: no request is ever answered."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_a_kind_dropped_through_every_attempt_gets_fewer_attempts_later(dropping_server: str) -> None:
+    transport = Transport(TransportSettings(request_timeout=2.0, max_attempts=5, backoff=0.01, max_backoff=0.02))
+    first = transport.send("POST", dropping_server, b"/x", kind="POST dropped")
+    assert first.response is None and first.transport_error is not None and first.attempts == 5
+    later = transport.send("POST", dropping_server, b"/x", kind="POST dropped")
+    assert later.response is None and later.attempts == 2
+    assert any("tried 2 times, not 5" in note for note in later.notes), later.notes
+    other = transport.send("POST", dropping_server, b"/x", kind="POST other")  # another kind: the full schedule
+    assert other.attempts == 5
+    report = {r["kind"]: (r["attempts"], r["shortened"], r["cut_short"]) for r in transport.patience.report_dropped()}
+    assert report == {"POST dropped": (5, 1, 1), "POST other": (5, 0, 0)}
+    line = shortcuts_line({"shortcuts": {"retries": transport.patience.report_dropped()}})
+    assert line is not None and "1 later POST dropped requests tried twice, not 5 times (1 dropped again)" in line
 
 
 def test_a_request_that_timed_out_in_full_before_its_retry_was_cut_short_timed_out(slow_server: str) -> None:

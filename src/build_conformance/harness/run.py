@@ -410,15 +410,15 @@ def rate_summary(transport: Transport, workers: list[dict[str, Any]]) -> dict[st
 def shortcuts_of(run: ConformanceRun) -> dict[str, Any]:
     """What this process did not spend again once a failure was shown (results.json `shortcuts`)."""
     assert run.settle_waits is not None
-    return {"requests": run.transport.patience.report(), "settles": run.settle_waits.report(),
-            "shrinking": run.shrinks.report()}
+    return {"requests": run.transport.patience.report(), "retries": run.transport.patience.report_dropped(),
+            "settles": run.settle_waits.report(), "shrinking": run.shrinks.report()}
 
 
 def shortcuts_summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """The shortcuts of every process of the run in one (per kind: the first seen, the counts added), with the
     request lines redacted; empty when nothing was shortened or stopped."""
     merged: dict[str, Any] = {}
-    for key in ("requests", "settles"):
+    for key in ("requests", "retries", "settles"):
         kinds: dict[str, dict[str, Any]] = {}
         for part in parts:
             for entry in part.get(key, []):

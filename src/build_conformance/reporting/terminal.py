@@ -289,6 +289,10 @@ def shortcuts_line(results: dict[str, Any]) -> str | None:
         parts.append(f"{entry['shortened']} later {safe(str(entry['kind']))} requests waited less "
                      f"({entry['cut_short']} cut short): one went unanswered for {entry['timeout_s']:g} s in "
                      f"{_test_name(entry['first_in'])}")
+    for entry in shortcuts.get("retries") or []:
+        parts.append(f"{entry['shortened']} later {safe(str(entry['kind']))} requests tried twice, not "
+                     f"{entry['attempts']} times ({entry['cut_short']} dropped again): one went unanswered through "
+                     f"{entry['attempts']} attempts in {_test_name(entry['first_in'])}")
     for entry in shortcuts.get("settles") or []:
         parts.append(f"{entry['shortened']} later waits for {safe(str(entry['kind']))} shortened "
                      f"({entry['cut_short']} cut short): one did not settle in {entry['timeout_s']:g} s in "

@@ -200,15 +200,20 @@ class Transport:
 
         if not idempotent:
             return attempt()
+        # A kind whose every attempt went unanswered before gets fewer attempts (patience.py).
+        allowed, fewer = self.patience.attempts_for(kind, max_attempts or self.settings.max_attempts)
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_result(lambda exchange: _retryable(exchange, history)),
-            stop=tenacity.stop_after_delay(self.settings.retry_window)
-            | tenacity.stop_after_attempt(max_attempts or self.settings.max_attempts),
+            stop=tenacity.stop_after_delay(self.settings.retry_window) | tenacity.stop_after_attempt(allowed),
             wait=self._wait,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             reraise=True,
         )
         exchange: Exchange = retrying(attempt)
+        if exchange.response is None and exchange.transport_error is not None and not exchange.timed_out:
+            self.patience.unanswered_through(kind, exchange.attempts, exchange.request.request_line, fewer)
+            if fewer is not None and exchange.attempts >= allowed:
+                exchange.notes.append(fewer.note(allowed))
         return exchange
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
