@@ -131,9 +131,9 @@ def test_the_first_screen_keeps_its_two_commands() -> None:
     text = README.read_text(encoding="utf-8")
     head = text[: text.index("## What a run shows")]
     assert "python3 -m pip install . && build-conformance run\n" in head
-    assert "python3 -m pip install '.[test]' && python3 -m pytest selftests -n auto --dist loadfile\n" in head
+    assert "python3 -m pip install '.[test]' && python3 -m pytest selftests -n 4 --dist loadfile\n" in head
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
-    assert "python3 -m pip install '.[test]' && python3 -m pytest selftests -n auto --dist loadfile" in ci
+    assert "python3 -m pip install '.[test]' && python3 -m pytest selftests -n 4 --dist loadfile" in ci
 
 
 def test_readme_shows_pass_through_port_zero_and_parallel_extra() -> None:

@@ -63,7 +63,9 @@ def test_progress_while_cancelling(varied: Api) -> None:
     requested = first["build"]["cancel_requested_at"]
     moving = poll(lambda: varied.observe(build_id),
                   lambda s: s["build"]["status"] == "building" and s["build"]["updated_at"] > requested)
-    assert events(moving, "message")[-1]["message"] == "stopping build containers"
+    # Progress while it stops (a slow poller on a loaded machine may see both cleanup messages already).
+    progress = [e["message"] for e in events(moving, "message") if e.get("phase") == "cleanup"]
+    assert progress and progress == ["stopping build containers", "releasing the build VM"][:len(progress)]
     repeat = valid_snapshot(varied.cancel(build_id, json={"reason": "other"}))["build"]
     assert {k: repeat[k] for k in ("cancel_requested_at", "cancellation_reason")} == {
         "cancel_requested_at": requested, "cancellation_reason": "stop"}

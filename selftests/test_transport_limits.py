@@ -133,14 +133,21 @@ def test_transport_survives_an_early_413(graceful: bool) -> None:
     the client that reads between chunks, so the early 413 is read and judged, promptly, never a hang."""
     url, stop = _early_413_server(graceful)
     transport = Transport(TransportSettings(request_timeout=5.0, max_attempts=1))
+    # An abrupt close with the body still arriving makes the server's kernel send a reset, which may overtake the
+    # 413 before the client read it (TCP allows that loss; a loaded machine shows it now and then). A sender that
+    # reads while it writes gets the 413 on one of a few tries; one that does not never does.
+    tries = 1 if graceful else 3
     try:
-        started = time.monotonic()
-        exchange = transport.send("POST", url, b"/v1/templates/builds/x/cancel",
-                                  headers={"Content-Type": "application/json"}, body=b"x" * (10 * 1024 * 1024))
-        elapsed = time.monotonic() - started
+        for _ in range(tries):
+            started = time.monotonic()
+            exchange = transport.send("POST", url, b"/v1/templates/builds/x/cancel",
+                                      headers={"Content-Type": "application/json"}, body=b"x" * (10 * 1024 * 1024))
+            elapsed = time.monotonic() - started
+            assert not exchange.timed_out and elapsed < 5.0
+            if exchange.status == 413:
+                break
     finally:
         stop.set()
         transport.close()
-    assert not exchange.timed_out and elapsed < 5.0
     assert exchange.status == 413, exchange.describe()
     assert exchange.json()["code"] == "invalid_request"
