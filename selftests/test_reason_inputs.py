@@ -18,6 +18,7 @@ from build_conformance.judging import moments
 from build_conformance.judging.input_outcomes import INPUT_KINDS, answer_finding, recorded_finding
 from build_conformance.judging.recorder import Recorder
 from build_conformance.judging.verdicts import coverage_section
+from build_conformance.reference.store import AGED_MS
 
 
 def test_every_probe_kind_has_allowed_outcomes_and_the_bytes_mean_what_the_probe_says() -> None:
@@ -92,7 +93,10 @@ def test_coverage_is_kept_merged_and_reported_for_every_kind_and_history() -> No
     assert advance["reached"] == 0 and advance["not_reached"] == ["waiting: the provisioner cannot advance builds"]
 
 
-@given(st.floats(min_value=0.0, max_value=1000.0))
-def test_the_aged_history_waits_a_bounded_time(settle: float) -> None:
-    age = moments.age_for(settle)
+@given(st.floats(min_value=0.0, max_value=1000.0), st.sampled_from(["quick", "standard", "certify"]))
+def test_the_aged_history_waits_a_bounded_time(settle: float, profile: str) -> None:
+    age = moments.age_for(settle, profile)
     assert moments.MIN_AGE_SECONDS <= age <= moments.AGE_SECONDS
+    # Old enough for what an idle build meets (the aged fault parks builds idle for 2 s), unless the settle
+    # timeout is shorter.
+    assert age > AGED_MS / 1000 or settle <= AGED_MS / 1000

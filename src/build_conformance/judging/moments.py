@@ -15,16 +15,18 @@ from dataclasses import dataclass
 
 # How old an "aged" build is when it is cancelled: a few seconds reach the paths a server takes for a build
 # that is no longer fresh (parked by an idle executor, evicted from a cache), and stay well within a run: the
-# histories of a test run side by side, so the wait overlaps the others. A settle timeout shorter than this
-# shortens it (never below a second): the run's own bound on how long anything may take.
+# histories of a test run side by side, so the wait overlaps the others. The quick profile waits less (its wait
+# is the longest chain of a quick run); a settle timeout shorter than this shortens it (never below a second):
+# the run's own bound on how long anything may take.
 AGE_SECONDS = 5.0
+AGE_SECONDS_BY_PROFILE = {"quick": 2.5, "standard": AGE_SECONDS, "certify": AGE_SECONDS}
 MIN_AGE_SECONDS = 1.0
 READS_BEFORE_CANCEL = 12  # observations of a build before it is cancelled ("after reads"), as a client that polls
 
 
-def age_for(settle_timeout: float) -> float:
-    """How long the aged history waits: AGE_SECONDS, bounded by the run's settle timeout."""
-    return max(MIN_AGE_SECONDS, min(AGE_SECONDS, settle_timeout))
+def age_for(settle_timeout: float, profile: str = "standard") -> float:
+    """How long the aged history waits under `profile`, bounded by the run's settle timeout."""
+    return max(MIN_AGE_SECONDS, min(AGE_SECONDS_BY_PROFILE.get(profile, AGE_SECONDS), settle_timeout))
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,9 @@ class History:
 HISTORIES: dict[str, History] = {history.name: history for history in (
     History("fresh", "fresh", "nothing: cancelled as soon as it was made (never taken from a pool of builds made "
             "ahead)"),
-    History("aged", "aged", f"left alone for {AGE_SECONDS:g} s (at most the settle timeout): a control-API build held "
-            "still that long, a real build (public API) running that long, nothing asked about it meanwhile"),
+    History("aged", "aged", f"left alone for {AGE_SECONDS:g} s ({AGE_SECONDS_BY_PROFILE['quick']:g} s with the quick "
+            "profile; at most the settle timeout): a control-API build held still that long, a real build (public "
+            "API) running that long, nothing asked about it meanwhile"),
     History("after-reads", "after reads", f"read {READS_BEFORE_CANCEL} times through the provisioner (control API, or "
             "the public status read)"),
     History("after-rejections", "after refused requests", "refused requests first: no credentials (401), the other "

@@ -183,7 +183,7 @@ FAULTS: dict[str, Fault] = _faults(
     Fault("status-timestamp-mismatch", ("STATE-08",), "a cancelled waiting build gets no finished_at"),
     # The moment of the cancel: faults that only show once a build has a history (tests/test_histories.py).
     Fault("aged-cancel-stale-finish", ("STATE-05",),
-          "a build nobody asked about for 4 s (not read, not started since it was made) is parked by its executor; "
+          "a build nobody asked about for 2 s (not read, not started since it was made) is parked by its executor; "
           "its cancel goes through the executor's hand-off, which stamps finished_at with the clock of the build's "
           "last activity: it ends before its cancel was requested"),
     Fault("read-cache-frozen-duration", ("STATE-06",),

@@ -102,7 +102,7 @@ MAX_IDLE_CONNECTIONS = 16
 
 # aged-cancel-stale-finish: a build nobody asked about for this long before its cancel was parked by the executor;
 # its cancel goes through the hand-off, which stamps the end with the clock of the build's last activity.
-AGED_MS = 4_000
+AGED_MS = 2_000
 # read-cache-frozen-duration: a build read this often before its cancel lives in the read cache.
 HOT_READS = 10
 # reason-cut-at-limit: the reason column's width.
