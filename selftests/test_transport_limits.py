@@ -63,7 +63,10 @@ def test_rate_limit_spaces_requests(server: tuple[str, type[_Scripted]]) -> None
     for _ in range(6):
         transport.send("POST", url, b"/x")
     gaps = [b - a for a, b in zip(handler.seen, handler.seen[1:], strict=False)]
-    assert min(gaps) >= 0.04  # 20/s is one request per 50 ms, minus scheduling slack
+    # 20/s is one request per 50 ms. Seen by the server, one gap may shrink when the one before it was handled
+    # late (a loaded machine); the rate over all of them may not, and no two come as a burst.
+    assert handler.seen[-1] - handler.seen[0] >= 5 * 0.05 * 0.9
+    assert min(gaps) >= 0.025
 
 
 def test_429_is_retried_after_retry_after(server: tuple[str, type[_Scripted]]) -> None:
