@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +33,8 @@ from build_conformance.judging.recorder import Observation, Recorder
 from build_conformance.provisioning.protocol import Snapshot
 from build_conformance.reporting.terminal import shortcuts_line
 from build_conformance.target.transport import CUT_SHORT, TIMED_OUT, Transport, TransportSettings, WaitCutShort
+
+from .misbehaving import misbehaving_server
 
 # ------------------------------------------------------------------------------------------- requests
 
@@ -91,25 +92,9 @@ def test_a_kind_that_went_unanswered_in_full_waits_less(slow_server: str) -> Non
 
 @pytest.fixture
 def dropping_server() -> Iterator[str]:
-    """Every connection is closed as soon as it is accepted: no request is ever answered."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                continue
-            connection.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    listener.close()
+    """Every response is torn off before its end: no request is ever answered."""
+    with misbehaving_server("torn") as url:
+        yield url
 
 
 def test_a_kind_dropped_through_every_attempt_gets_fewer_attempts_later(dropping_server: str) -> None:
