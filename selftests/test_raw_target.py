@@ -390,3 +390,46 @@ def test_loopback_server_sees_one_request_line_per_send(raw_target: RawTarget) -
         assert sock.recv(4096).startswith(b"HTTP/1.1 404")
     with raw_target.recording.lock:
         assert raw_target.recording.lines[-1] == b"POST /v1/templates/builds/%2E%2E/cancel HTTP/1.1"
+
+
+# --------------------------------------------------------------------------------------------------
+# Preflight's answers are judged once the official client has loaded, and none is lost
+
+
+def _judging_api(raw_target: RawTarget, judged: list[str]) -> CancelApi:
+    ledger = Ledger()
+    ledger.add(ProvisionedBuild(OWNED_ID, "A", "waiting", "tpl_1"))
+    tokens = {"A": Secret(TOKEN, "token-a"), "B": Secret(TOKEN + "b", "token-b")}
+    return CancelApi(raw_target.transport, raw_target.base_url, tokens, ledger.owns,
+                     lambda exchange, expectation: judged.append(exchange.label), MARKER)
+
+
+def test_answers_judged_afterwards_are_judged_in_order_when_the_block_ends(raw_target: RawTarget) -> None:
+    judged: list[str] = []
+    api = _judging_api(raw_target, judged)
+    with api.judged_afterwards():
+        api.cancel(f"{MARKER}-1", label="first", allow_no_response=True)
+        api.cancel(f"{MARKER}-2", label="second", allow_no_response=True)
+        assert judged == []
+    assert judged == ["first", "second"]
+    api.cancel(f"{MARKER}-3", label="after", allow_no_response=True)
+    assert judged == ["first", "second", "after"]
+
+
+def test_an_answer_about_a_build_of_the_run_is_judged_at_once_after_those_waiting(raw_target: RawTarget) -> None:
+    judged: list[str] = []
+    api = _judging_api(raw_target, judged)
+    with api.judged_afterwards():
+        api.cancel(f"{MARKER}-1", label="unknown id", allow_no_response=True)
+        api.cancel(OWNED_ID, label="the run's build", allow_no_response=True)
+        assert judged == ["unknown id", "the run's build"]
+    assert judged == ["unknown id", "the run's build"]
+
+
+def test_answers_waiting_to_be_judged_are_dropped_when_the_block_fails(raw_target: RawTarget) -> None:
+    judged: list[str] = []
+    api = _judging_api(raw_target, judged)
+    with pytest.raises(RuntimeError), api.judged_afterwards():
+        api.cancel(f"{MARKER}-1", label="unknown id", allow_no_response=True)
+        raise RuntimeError("preflight stops the run")
+    assert judged == []

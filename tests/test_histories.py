@@ -121,8 +121,7 @@ def _in_thread(target: Callable[[], Any]) -> threading.Thread:
 
 def _aged(conformance: ConformanceRun, build: ProvisionedBuild, handed: float) -> None:
     """Leave the build alone until it is `age` old: a deadline, not a poll (nothing is asked of it meanwhile)."""
-    deadline = handed + moments.age_for(conformance.settle_timeout, conformance.profile)
-    threading.Event().wait(max(0.0, deadline - time.monotonic()))
+    conformance.let_time_pass(handed + moments.age_for(conformance.settle_timeout, conformance.profile))
 
 
 def _after_reads(conformance: ConformanceRun, build: ProvisionedBuild, handed: float) -> None:

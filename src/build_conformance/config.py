@@ -199,8 +199,9 @@ OPTIONS: tuple[Option, ...] = (
            "seconds a real build may take to reach the status a test needs (public API); the settle timeout "
            "still bounds cancellations"),
     Option("concurrency", _positive_int, None,
-           "conformance tests run at once, their round trips and waits overlapping (default 8; 1 with "
-           "--provisioner public-api, whose real builds queue behind a platform's concurrency limit)"),
+           "conformance tests run at once, their round trips and waits overlapping; one that only lets a build "
+           "age lends its slot to the next test meanwhile (default 8; 1 with --provisioner public-api, whose "
+           "real builds queue behind a platform's concurrency limit)"),
     Option("ca_bundle", _existing_file, None, "CA bundle (PEM) to verify the target's TLS certificate"),
     Option("client_cert", _existing_file, None,
            "client certificate (PEM) for gateways that require mutual TLS; may hold the key too"),

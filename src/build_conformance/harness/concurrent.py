@@ -2,8 +2,8 @@
 
 Against a distant deployment almost all of a run is waiting: for round trips, and for asynchronous
 cancellations to settle. The tests are independent (each provisions its own builds, every input is
-seeded per test), so their bodies can run ahead on a bounded pool of threads while pytest walks the
-items as usual: when pytest reaches an item, its call phase waits for that item's body and re-raises
+seeded per test), so their bodies can run ahead, N at once (`lending.py`: the slots, and the one a test
+lends while it only lets time pass), while pytest walks the items as usual: when pytest reaches an item, its call phase waits for that item's body and re-raises
 whatever it ended with, so reports, failures, skips and the verdict are exactly a serial run's.
 
 Only conformance tests whose arguments are the run (`conformance`), the `check` fixture and their
@@ -26,12 +26,16 @@ import pytest
 
 from build_conformance.attribution import CURRENT_TEST
 from build_conformance.harness.estimate import estimate
+from build_conformance.harness.lending import HELD, HeldSlot, TestSlots
 from build_conformance.harness.markers import HEAVY_MARKER, requirement_ids
 from build_conformance.judging.check import Check
 from build_conformance.judging.recorder import RECORDER
 
 # What a test body may ask for to run ahead: the run, its `check`, and its parameters.
 RUN_AHEAD_ARGUMENTS = frozenset({"conformance", "check"})
+# Threads per slot: a test that lends its slot while it waits (lending.py) keeps its thread, and the test that
+# runs in its slot meanwhile needs one of its own.
+THREADS_PER_SLOT = 2
 
 _AST_LOCK = threading.Lock()
 
@@ -99,6 +103,8 @@ class ConcurrentCalls:
         self._executor: ThreadPoolExecutor | None = None
         self._submitted: set[str] = set()
         self._queue: Callable[[], list[int]] | None = None
+        self._slots = TestSlots(workers)  # made anew when the loop starts, with the run's concurrency
+        self._submitted_count = 0
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
@@ -109,7 +115,9 @@ class ConcurrentCalls:
             if run is not None and self.workers > 1 and not session.config.option.collectonly:
                 _serialise_ast_parsing()
                 _retry_lambda_sources()
-                self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="conformance-test")
+                self._slots = TestSlots(self.workers)
+                self._executor = ThreadPoolExecutor(max_workers=self.workers * THREADS_PER_SLOT,
+                                                    thread_name_prefix="conformance-test")
                 # A pytest-xdist worker collects every test but runs only those its controller sends it, a
                 # few at a time: it starts what it has been sent (see pytest_runtest_protocol), never the rest.
                 self._queue = _xdist_queue(session.config)
@@ -129,6 +137,7 @@ class ConcurrentCalls:
             return
         if interrupted and self.run is not None:
             self.run.transport.halt()
+        self._slots.close()
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._executor = None
         self._futures.clear()
@@ -146,7 +155,9 @@ class ConcurrentCalls:
                                      -sum(estimate([item], profile).values())))
         for item in ahead:
             self._submitted.add(item.nodeid)
-            self._futures[item.nodeid] = self._executor.submit(_in_own_context, item, self.run)
+            self._futures[item.nodeid] = self._executor.submit(_in_own_context, item, self.run, self._slots,
+                                                               self._submitted_count)
+            self._submitted_count += 1
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> None:
@@ -190,13 +201,23 @@ def _runs_ahead(item: pytest.Function) -> bool:
     return set(item._fixtureinfo.argnames) <= RUN_AHEAD_ARGUMENTS | params
 
 
-def _in_own_context(item: pytest.Function, run: Any) -> Ran:
-    return contextvars.copy_context().run(_body, item, run)
+def _in_own_context(item: pytest.Function, run: Any, slots: TestSlots, order: int) -> Ran:
+    if not slots.take(order):
+        return Ran(NotStarted(f"{item.nodeid} was not started: the run stopped first"), 0.0)
+    try:
+        return contextvars.copy_context().run(_body, item, run, HeldSlot(slots))
+    finally:
+        slots.give()
 
 
-def _body(item: pytest.Function, run: Any) -> Ran:
+class NotStarted(Exception):
+    """A test body the run stopped before it started (pytest never reaches its item)."""
+
+
+def _body(item: pytest.Function, run: Any, held: HeldSlot | None = None) -> Ran:
     """Run one test body as its test, in this thread: what it sends and records is the test's."""
     CURRENT_TEST.set(item.nodeid)
+    HELD.set(held)
     params = item.callspec.params if hasattr(item, "callspec") else {}
     arguments: dict[str, Any] = {}
     for name in item._fixtureinfo.argnames:

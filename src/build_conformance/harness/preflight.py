@@ -8,7 +8,10 @@ with evidence: a probe that timed out here is a GEN-02 observation like any othe
 
 from __future__ import annotations
 
+import threading
+
 from build_conformance.harness.run import ConformanceRun
+from build_conformance.judging import official_sdk
 from build_conformance.provisioning.capabilities import Capabilities
 from build_conformance.provisioning.protocol import TERMINAL, ProvisionedBuild, ProvisioningError
 from build_conformance.target.connection import tls_hint
@@ -26,6 +29,21 @@ class PreflightError(Exception):
 
 def preflight(run: ConformanceRun) -> Capabilities:
     """Fail fast, in one line, when the target cannot be tested as configured; find the hooks."""
+    # The official client loads (half a second of CPU) while the probes below wait on the network; their
+    # answers are judged once it is in (`judged_afterwards`).
+    threading.Thread(target=_warm_official_client, name="official-client-warm-up", daemon=True).start()
+    with run.api.judged_afterwards():
+        return _preflight(run)
+
+
+def _warm_official_client() -> None:
+    try:
+        official_sdk.warm_up()
+    except Exception:  # the first judged response imports it again, and what fails is reported there
+        return
+
+
+def _preflight(run: ConformanceRun) -> Capabilities:
     api, url = run.api, run.target.api_url
     probe_id = run.unknown_id()
     anonymous = api.cancel(probe_id, credentials=api.raw_credentials({}), label="preflight: reachability",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from build_conformance.attribution import CURRENT_TEST, PIECE
 from build_conformance.config import EXTERNAL_MAX_REQUESTS, ConfigError, RunConfig
 from build_conformance.harness.demand import Demand
 from build_conformance.harness.embedded import Target
+from build_conformance.harness.lending import time_passes
 from build_conformance.harness.parallel import PROPERTY_PARTS, each, part_seed, run_all
 from build_conformance.harness.settling import SettleWaits
 from build_conformance.harness.shrinking import Shrinks, bounded, budgeted_machine, budgeted_test
@@ -188,6 +190,12 @@ class ConformanceRun:
 
     def provision(self, status: str, tenant: str = "A") -> ProvisionedBuild:
         return self.provisioner.create(status, tenant)
+
+    def let_time_pass(self, until: float) -> None:
+        """Send nothing until `until` (time.monotonic): a deadline, not a poll. The test's slot among those
+        running at once is lent meanwhile (`lending.py`), so another test runs in it."""
+        with time_passes():
+            threading.Event().wait(max(0.0, until - time.monotonic()))
 
     def observe(self, build_id: str, tenant: str = "A") -> Snapshot | None:
         return self.provisioner.observe(build_id, tenant)

@@ -17,6 +17,12 @@ DOCUMENTED_STATUSES = frozenset({200, 401, 404, 503})
 _FRAMING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
+def load() -> None:
+    """Import the generated client's cancel operation (what the first parse would import)."""
+    from nullspace._generated_api.nullspace_openapi_client import Client  # noqa: F401
+    from nullspace._generated_api.nullspace_openapi_client.api.templates import cancel_template_build  # noqa: F401
+
+
 def parse_with_official_client(response: ReceivedResponse) -> str | None:
     """None if the official client parses the response into its documented model, else the error."""
     from nullspace._generated_api.nullspace_openapi_client import Client
