@@ -3,8 +3,9 @@
 Against a distant deployment almost all of a run is waiting: for round trips, and for asynchronous
 cancellations to settle. The tests are independent (each provisions its own builds, every input is
 seeded per test), so their bodies can run ahead, N at once (`lending.py`: the slots, and the one a test
-lends while it only lets time pass), while pytest walks the items as usual: when pytest reaches an item, its call phase waits for that item's body and re-raises
-whatever it ended with, so reports, failures, skips and the verdict are exactly a serial run's.
+lends while it only lets time pass), while pytest walks the items as usual: when pytest reaches an item,
+its call phase waits for that item's body and re-raises whatever it ended with, so reports, failures,
+skips and the verdict are exactly a serial run's.
 
 Only conformance tests whose arguments are the run (`conformance`), the `check` fixture and their
 parameters run ahead; anything else runs the ordinary way. `--concurrency 1` runs everything serially.
