@@ -8,6 +8,7 @@ when they went out. One answer after another has no such excuse.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from build_conformance.judging.check import Check
 from build_conformance.judging.history import HistoryOracle
@@ -22,7 +23,7 @@ BUILDING = {"build_id": BUILD_ID, "template_id": "tpl_1", "status": "building",
 CANCELLED = {**BUILDING, "status": "cancelled", "finished_at": "2026-01-01T00:00:03Z"}
 
 
-def _cancel_answer(build: dict[str, object], entries: list[dict[str, object]] | None = None) -> Exchange:
+def _cancel_answer(build: Mapping[str, object], entries: list[dict[str, object]] | None = None) -> Exchange:
     request = SentRequest("POST", "http://127.0.0.1:1", f"/v1/templates/builds/{BUILD_ID}/cancel".encode(),
                           (("content-type", "application/json"),), b"{}")
     body = json.dumps({"build": build, "entries": entries or []}).encode()

@@ -1,4 +1,5 @@
-"""ruff and mypy are part of the project's tests, so CI keeps them clean."""
+"""ruff and mypy (the library, the conformance tests, these tests and the bench) are part of the project's tests, so CI
+keeps them clean."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     "command",
     [
-        [sys.executable, "-m", "ruff", "check", "src", "tests", "selftests", "conftest.py"],
+        [sys.executable, "-m", "ruff", "check", "src", "tests", "selftests", "bench", "conftest.py"],
         [sys.executable, "-m", "mypy"],
     ],
     ids=["ruff", "mypy"],

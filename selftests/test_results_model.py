@@ -24,7 +24,7 @@ def test_status_of(counts: dict[str, int], status: str) -> None:
     assert status_of(counts) == status
 
 
-def _results(**outcomes: str) -> list:  # type: ignore[type-arg]
+def _results(**outcomes: str) -> list:
     recorder = Recorder()
     for rid in load().ids:
         outcome = outcomes.get(rid.replace("-", "_"), "pass")

@@ -252,10 +252,10 @@ def test_cancel_after_each_history(conformance: ConformanceRun, check: Check, st
     if getattr(conformance.provisioner.inner, "releases_builds", False):
         # Real builds hold the platform's slots: one history at a time, so the test never asks for a second build
         # while its own first one takes the slot (the aged history's build runs for seconds).
-        tried = [_history(check, conformance, status, name) for name in names]
+        histories = [_history(check, conformance, status, name) for name in names]
     else:
-        tried = conformance.each(lambda name: _history(check, conformance, status, name), names)
-    tried = [o for o in tried if o is not None]
+        histories = conformance.each(lambda name: _history(check, conformance, status, name), names)
+    tried = [o for o in histories if o is not None]
     outcomes = [o for o in tried if o.not_reached is None]
     if not outcomes:  # e.g. a platform that holds no build in `waiting` through its public API
         pytest.skip(f"no history could be brought about for a {status} build: {tried[0].not_reached}")

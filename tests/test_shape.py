@@ -49,7 +49,7 @@ def test_next_offset_never_decreases(conformance: ConformanceRun, check: Check, 
     second = conformance.api.cancel(build.build_id, template_id=build.template_id, label="repeat cancel")
     offsets = [e.json_or_none().get("next_offset") if isinstance(e.json_or_none(), dict) else None
                for e in (first, second)]
-    if all(isinstance(o, int) for o in offsets):
+    if isinstance(offsets[0], int) and isinstance(offsets[1], int):
         check.that(
             "LOG-02",
             offsets[1] >= offsets[0],

@@ -160,11 +160,14 @@ def lifecycle_machine(conformance: ConformanceRun, check: Check) -> type[RuleBas
 
         @initialize(target=builds, status=st.sampled_from(statuses))
         def first_build(self, status: str) -> ProvisionedBuild:
-            return self.provision(status)
+            return self.new_build(status)
 
         @precondition(lambda self: len(self.models) < max_builds)
         @rule(target=builds, status=st.sampled_from(statuses))
         def provision(self, status: str) -> ProvisionedBuild:
+            return self.new_build(status)
+
+        def new_build(self, status: str) -> ProvisionedBuild:
             if real_builds and status == "building" and any(
                     m.status == "waiting" and not m.pending for m in self.models.values()):
                 # A waiting build shows the platform is at capacity (the program's own builds fill it): a

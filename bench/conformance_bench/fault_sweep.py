@@ -172,8 +172,8 @@ def render_fault_runs(results: dict[str, Any], before: dict[str, Any] | None = N
         typical = median(r["wall_s"] for r in walls)
         label = f"{name}: " if name else ""
         slowest = ", ".join(f"{r['fault']} {r['wall_s']:.0f} s" for r in walls[:3])
-        caught = sum(1 for r in walls if r.get("caught"))
-        lines.append(f"{label}{len(rows)} faults, {caught} caught; time to verdict median {typical or 0:.1f} s, "
+        caught_count = sum(1 for r in walls if r.get("caught"))
+        lines.append(f"{label}{len(rows)} faults, {caught_count} caught; time to verdict median {typical or 0:.1f} s, "
                      f"slowest {slowest}; {len(over)} over {limit:g} s")
     return "\n".join(lines)
 
