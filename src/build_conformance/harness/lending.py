@@ -4,8 +4,10 @@
 seconds: holding its slot meanwhile would leave one of the N idle, and its wait (the aged history's) would
 become the run's longest chain. So a test lends its slot for such a wait (`time_passes`): the next test not
 yet started runs in it, and the lender takes a slot back, ahead of tests not yet started, before it sends
-again. No more than N tests are ever between their sends; only waits that send nothing are lent, never a
-poll (it sends), so what a test observes is as before, at most later.
+again. No more than N tests ever hold a slot. Only a wait that sends nothing is lent, never a poll (it sends),
+so what a test observes is as before, at most later. A lender's other pieces (the histories it runs beside the
+aged one) may go on sending while its slot is lent: for those seconds the N and the lenders send, each as
+before; the run's rate limit and request budget bound what reaches the target either way.
 """
 
 from __future__ import annotations
